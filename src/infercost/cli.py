@@ -1,0 +1,170 @@
+"""The `infercost` command. Bad input ends with one line on stderr and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from infercost import __version__
+from infercost.errors import InputError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from infercost.measure import measure_sync
+    from infercost.report.console import RichProgress, print_summary
+    from infercost.spec import load_deployment, load_workload
+    from infercost.store import RunStore, load_run
+
+    workload = load_workload(args.workload, args.workload_set)
+    deployment = load_deployment(args.deployment, args.set)
+    console = _console()
+    store = RunStore(args.results_dir)
+    with RichProgress(console) as progress:
+        result = measure_sync(workload, deployment, store, None if args.quiet else progress)
+    run = load_run(result.run_dir)
+    if result.status == "failed":
+        console.print(f"[red]deployment failed:[/] {result.reason}", highlight=False)
+        console.print(f"recorded in {result.run_dir}")
+        return 1
+    if args.json:
+        print(json.dumps(run.summary, indent=2))
+    else:
+        print_summary(console, run.manifest, run.summary)
+        console.print(f"results: {result.run_dir}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter
+
+    from infercost.spec import Workload
+    from infercost.spec.loader import deployment_adapter
+
+    adapter = TypeAdapter(Workload) if args.kind == "workload" else deployment_adapter()
+    text = json.dumps(adapter.json_schema(), indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from infercost.spec import load_deployment, load_workload
+    from infercost.workload import build_requests
+
+    workload = load_workload(args.workload)
+    requests = build_requests(workload)
+    print(f"{args.workload}: ok (workload '{workload.name}', {len(requests)} prompts)")
+    if args.deployment:
+        deployment = load_deployment(args.deployment)
+        print(f"{args.deployment}: ok ({deployment.engine} deployment of {deployment.model})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from infercost.errors import EngineUnavailable
+    from infercost.models.bundled import BUNDLED, converted_dir, gguf_path, is_converted, resolve_model
+
+    if args.prepare:
+        for alias in args.prepare:
+            if alias not in BUNDLED:
+                raise InputError(f"unknown alias '{alias}': expected one of {', '.join(BUNDLED)}", field="models")
+            print(f"{alias}: {resolve_model(alias)}")
+        return 0
+    table = Table(title="bundled models")
+    for col in ("alias", "package", "installed", "converted", "licence", "chat", "path"):
+        table.add_column(col)
+    for m in BUNDLED.values():
+        try:
+            gguf_path(m) if m.locate is None else __import__(m.module)
+            installed = "yes"
+        except (EngineUnavailable, ImportError):
+            installed = f"no: {m.install}"
+        table.add_row(m.alias, m.package, installed, "yes" if is_converted(m) else "no (on first use)",
+                      m.license, "yes" if m.chat else "no", str(converted_dir(m)))
+    _console().print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from infercost.report.console import print_summary
+    from infercost.store import load_run
+
+    path = Path(args.run)
+    if not (path / "manifest.json").is_file():
+        raise InputError("not a run directory (no manifest.json)", source=str(path))
+    run = load_run(path)
+    if run.summary is None:
+        print(f"{path}: status {run.manifest.get('status')}: {run.manifest.get('reason', 'no summary')}")
+        return 0
+    print_summary(_console(), run.manifest, run.summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infercost", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"infercost {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="replay a workload against one deployment and measure it")
+    run.add_argument("workload", help="workload YAML")
+    run.add_argument("--deployment", "-d", help="deployment YAML (default: bundled SmolLM2 on vLLM)")
+    run.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a deployment field, e.g. --set max_num_seqs=8 (repeatable)")
+    run.add_argument("--workload-set", "-w", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a workload field, e.g. -w traffic.rate=4 (repeatable)")
+    run.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(func=cmd_run)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
+    schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")
+    schema.add_argument("--output", "-o")
+    schema.set_defaults(func=cmd_schema)
+
+    validate = sub.add_parser("validate", help="check a workload (and deployment) without running anything")
+    validate.add_argument("workload")
+    validate.add_argument("--deployment", "-d")
+    validate.set_defaults(func=cmd_validate)
+
+    models = sub.add_parser("models", help="list bundled model aliases and their cache state")
+    models.add_argument("--prepare", nargs="+", metavar="ALIAS", help="convert these aliases now")
+    models.set_defaults(func=cmd_models)
+
+    show = sub.add_parser("show", help="print the summary of a stored run")
+    show.add_argument("run", help="results/<run-id> directory")
+    show.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # No model hub is reachable on many serving hosts; never wait on one. Users can override.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"infercost: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("infercost: interrupted; what was measured so far is kept in the results directory", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

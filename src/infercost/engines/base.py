@@ -1,0 +1,63 @@
+"""The one small interface every engine implements. The load generator timestamps what an engine yields, so an engine
+only has to stream: text chunks as they come, then the token counts."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, ClassVar, Literal
+
+from infercost.workload.requests import Request
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Newly generated output: `tokens` is how many tokens it holds where the engine knows (else None)."""
+
+    text: str
+    tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts for a finished request and where they came from (engine / server usage / tokenizer)."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    source: Literal["engine", "usage", "tokenizer", "chunks"]
+    finish_reason: str | None = None
+
+
+class RequestFailed(Exception):
+    """A request the engine could not complete; recorded per request with its HTTP status if any."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Engine(ABC):
+    """Lifecycle: `await start()` (timed separately from the run), many concurrent `generate()`, `await stop()`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, deployment: Any):
+        self.deployment = deployment
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    def generate(self, request: Request) -> AsyncIterator[Chunk | Usage]:
+        """Yield Chunks as output arrives, then exactly one Usage. Raise RequestFailed on a failed request."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` by this deployment's tokenizer, where one is available (for synthetic prompts)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """Engine name, versions and anything else that identifies what was measured, for the manifest."""
+        return {"engine": self.name}

@@ -1,0 +1,155 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, hosted APIs) over streaming HTTP. Token counts come
+from the server's `usage` (requested with stream_options), else the deployment's tokenizer, else the chunk count."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
+from infercost.errors import InputError
+from infercost.spec.deployment import OpenAIDeployment
+from infercost.workload.requests import Request
+
+
+def redact_url(url: str) -> str:
+    """Drop user:password@ and the query string: either can carry a credential."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class OpenAIEngine(Engine):
+    name = "openai"
+
+    def __init__(self, deployment: OpenAIDeployment):
+        super().__init__(deployment)
+        self._client: httpx.AsyncClient | None = None
+        self._tokenizer = None
+        self._server: dict[str, Any] = {}
+
+    def _headers(self) -> dict[str, str]:
+        headers = dict(self.deployment.headers)
+        env = self.deployment.api_key_env
+        if env:
+            key = os.environ.get(env)
+            if not key:
+                raise InputError(f"environment variable {env} is not set (it should hold the API key)",
+                                 field="api_key_env")
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    async def start(self) -> None:
+        d = self.deployment
+        limits = httpx.Limits(max_connections=d.max_connections, max_keepalive_connections=d.max_connections)
+        timeout = httpx.Timeout(d.request_timeout_s, connect=min(10.0, d.request_timeout_s))
+        self._client = httpx.AsyncClient(
+            base_url=d.base_url.rstrip("/") + "/", headers=self._headers(), limits=limits, timeout=timeout
+        )
+        if d.tokenizer:
+            from transformers import AutoTokenizer
+
+            from infercost.models import resolve_model
+
+            self._tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(d.tokenizer)))
+        try:  # best effort: what the server says about itself, for the manifest
+            resp = await self._client.get("models", timeout=10)
+            if resp.status_code == 200:
+                models = resp.json().get("data", [])
+                match = next((m for m in models if m.get("id") == d.model), None)
+                if match:
+                    self._server["model"] = {k: match[k] for k in ("id", "owned_by", "max_model_len", "root")
+                                             if k in match}
+        except (httpx.HTTPError, ValueError):
+            pass
+
+    def _body(self, request: Request, chat: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.deployment.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if chat:
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        if request.ignore_eos:  # vLLM / SGLang extension; hosted APIs would reject the unknown field otherwise
+            body["ignore_eos"] = True
+        if request.seed is not None:
+            body["seed"] = request.seed
+        return body
+
+    async def generate(self, request: Request) -> AsyncIterator[Chunk | Usage]:
+        chat = request.messages is not None
+        path = "chat/completions" if chat else "completions"
+        usage: dict[str, Any] | None = None
+        finish, text, chunks = None, [], 0
+        try:
+            async with self._client.stream("POST", path, json=self._body(request, chat)) as resp:
+                if resp.status_code >= 400:
+                    body = (await resp.aread()).decode("utf-8", "replace")[:300]
+                    raise RequestFailed(f"HTTP {resp.status_code}: {body}", status=resp.status_code)
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    event = json.loads(data)
+                    if "error" in event:
+                        err = event["error"]
+                        raise RequestFailed(f"server error: {err.get('message', err) if isinstance(err, dict) else err}",
+                                            status=resp.status_code)
+                    if event.get("usage"):
+                        usage = event["usage"]
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                        if piece:
+                            chunks += 1
+                            text.append(piece)
+                            yield Chunk(piece, None)
+                        finish = choice.get("finish_reason") or finish
+        except httpx.TimeoutException as exc:
+            raise RequestFailed(f"timeout: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise RequestFailed(f"{type(exc).__name__}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise RequestFailed(f"malformed stream event: {exc.msg}") from exc
+        if usage and usage.get("completion_tokens") is not None:
+            yield Usage(usage.get("prompt_tokens"), usage["completion_tokens"], "usage", finish)
+        elif self._tokenizer is not None:
+            prompt = request.prompt if request.prompt is not None else request.text()
+            yield Usage(self.count_tokens(prompt), self.count_tokens("".join(text)), "tokenizer", finish)
+        else:
+            yield Usage(None, chunks, "chunks", finish)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def count_tokens(self, text: str) -> int | None:
+        if self._tokenizer is None:
+            return None
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "base_url": redact_url(self.deployment.base_url),
+            "served_model": self.deployment.model,
+            "httpx_version": httpx.__version__,
+            "server": self._server,
+        }
+
+
+ENGINE = OpenAIEngine

@@ -1,0 +1,148 @@
+"""The load generator: replays requests against an engine, open loop (absolute schedule) or closed loop
+(fixed concurrency), and records every token's arrival. Each finished record goes to `sink` at once, so an
+interrupted run keeps what it measured."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Callable, Sequence
+
+from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
+from infercost.loadgen.records import RequestRecord
+from infercost.loadgen.schedule import arrival_offsets, count_for_duration
+from infercost.spec.workload import Traffic
+from infercost.workload.requests import Request
+
+Sink = Callable[[RequestRecord], None]
+
+
+class LoadGenerator:
+    def __init__(
+        self,
+        engine: Engine,
+        requests: Sequence[Request],
+        traffic: Traffic,
+        sink: Sink | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        if not requests:
+            raise ValueError("no requests to send")
+        self.engine = engine
+        self.requests = list(requests)
+        self.traffic = traffic
+        self.sink = sink or (lambda record: None)
+        self.clock = clock
+        self._t0 = 0.0
+        self.records: list[RequestRecord] = []
+        self.started_wall: float | None = None
+
+    def _now(self) -> float:
+        return self.clock() - self._t0
+
+    def planned_requests(self) -> int | None:
+        t = self.traffic
+        if t.num_requests is not None:
+            return t.num_requests
+        if t.arrival != "concurrency" and t.rate and not math.isinf(t.rate):
+            return round(t.rate * t.duration_s)
+        return None
+
+    async def _send(self, record: RequestRecord, request: Request) -> None:
+        text: list[str] = []
+        record.sent_s = self._now()
+        try:
+            async with asyncio.timeout(self.traffic.request_timeout_s):
+                async for event in self.engine.generate(request):
+                    t = self._now()
+                    if isinstance(event, Chunk):
+                        if record.first_token_s is None:
+                            record.first_token_s = t
+                        record.token_times_s.append(t)
+                        record.chunk_tokens.append(event.tokens or 1)
+                        text.append(event.text)
+                    elif isinstance(event, Usage):
+                        record.input_tokens = event.input_tokens
+                        record.output_tokens = event.output_tokens
+                        record.token_count_source = event.source
+                        record.finish_reason = event.finish_reason
+            record.end_s = self._now()
+        except TimeoutError:
+            record.error = f"timeout after {self.traffic.request_timeout_s:g} s"
+        except RequestFailed as exc:
+            record.error = str(exc)
+            record.http_status = exc.status
+        except asyncio.CancelledError:
+            record.error = "cancelled"
+            raise
+        except Exception as exc:  # an engine bug must cost one request, not the run
+            record.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if record.end_s is None:
+                record.end_s = self._now()  # when it failed: still bounds the run's duration
+            record.output_text = "".join(text)
+            self.records.append(record)
+            self.sink(record)
+
+    def _record(self, index: int, request: Request, warmup: bool, scheduled: float | None) -> RequestRecord:
+        return RequestRecord(
+            request_id=request.id,
+            index=index,
+            warmup=warmup,
+            scheduled_s=scheduled,
+            prefix_group=request.prefix_group,
+        )
+
+    async def _warmup(self) -> None:
+        n = self.traffic.warmup_requests
+        if not n:
+            return
+        # Warm-up takes prompts from the end of the list, so the measured run starts with prompt 0 uncached.
+        picks = [self.requests[-(i % len(self.requests)) - 1] for i in range(n)]
+        await asyncio.gather(*(self._send(self._record(-(i + 1), r, True, None), r) for i, r in enumerate(picks)))
+
+    async def _open_loop(self) -> None:
+        t = self.traffic
+        n = t.num_requests if t.num_requests is not None else count_for_duration(t.rate, t.duration_s)
+        offsets = arrival_offsets(t.arrival, t.rate, n, burstiness=t.burstiness, seed=t.seed)
+        tasks = []
+        for i, due in enumerate(offsets):
+            due = float(due)
+            if t.duration_s is not None and due > t.duration_s:
+                break
+            delay = due - self._now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            request = self.requests[i % len(self.requests)]
+            tasks.append(asyncio.create_task(self._send(self._record(i, request, False, due), request)))
+        await asyncio.gather(*tasks)
+
+    async def _closed_loop(self) -> None:
+        t = self.traffic
+        next_index = 0
+
+        async def user() -> None:
+            nonlocal next_index
+            while True:
+                if t.num_requests is not None and next_index >= t.num_requests:
+                    return
+                if t.duration_s is not None and self._now() >= t.duration_s:
+                    return
+                i = next_index
+                next_index += 1
+                request = self.requests[i % len(self.requests)]
+                await self._send(self._record(i, request, False, None), request)
+
+        await asyncio.gather(*(user() for _ in range(t.concurrency)))
+
+    async def run(self) -> list[RequestRecord]:
+        self._t0 = self.clock()
+        await self._warmup()
+        self._t0 = self.clock()  # the measured run's clock starts after warm-up
+        self.started_wall = time.time()
+        if self.traffic.arrival == "concurrency":
+            await self._closed_loop()
+        else:
+            await self._open_loop()
+        return self.records

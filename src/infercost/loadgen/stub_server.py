@@ -1,0 +1,112 @@
+"""A calibration server, not a model: an OpenAI-compatible streaming endpoint with a fixed, known time to first token,
+gap between tokens and output length. It exists to measure the load generator itself (its sustainable rate, schedule
+lag and timing error) and to show behaviour a real server cannot be made to show on demand: stalls, HTTP 500s.
+
+Run: python -m infercost.loadgen.stub_server --port 8001 --ttft-ms 50 --itl-ms 5 --tokens 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+from aiohttp import web
+
+
+def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, stall_every: int = 0) -> web.Application:
+    state = {"n": 0}
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        state["n"] += 1
+        n = state["n"]
+        if fail_every and n % fail_every == 0:
+            return web.json_response({"error": {"message": "injected failure"}}, status=500)
+        chat = request.path.endswith("chat/completions")
+        count = min(int(body.get("max_tokens") or tokens), tokens)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if stall_every and n % stall_every == 0:
+            await asyncio.sleep(3600)  # a stalled request: the client's timeout must end it
+        if ttft_ms:
+            await asyncio.sleep(ttft_ms / 1e3)
+        for i in range(count):
+            if i and itl_ms:
+                await asyncio.sleep(itl_ms / 1e3)
+            choice = {"index": 0, "delta": {"content": f" t{i}"}} if chat else {"index": 0, "text": f" t{i}"}
+            choice["finish_reason"] = "length" if i == count - 1 else None
+            await resp.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+        usage = {"prompt_tokens": 8, "completion_tokens": count, "total_tokens": 8 + count}
+        await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+        await resp.write_eof()
+        return resp
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "stub", "owned_by": "infercost-stub"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
+                stall_every: int = 0) -> Iterator[str]:
+    """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
+    yield its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infercost.loadgen.stub_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
+         "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
+         "--stall-every", str(stall_every)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("stub server did not start")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--ttft-ms", type=float, default=0)
+    p.add_argument("--itl-ms", type=float, default=0)
+    p.add_argument("--tokens", type=int, default=8)
+    p.add_argument("--fail-every", type=int, default=0)
+    p.add_argument("--stall-every", type=int, default=0)
+    a = p.parse_args()
+    web.run_app(make_app(a.ttft_ms, a.itl_ms, a.tokens, a.fail_every, a.stall_every), host="127.0.0.1", port=a.port,
+                print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Measure one workload on one deployment: start the engine (timed on its own), replay the load, store every record
+as it arrives, summarise. A deployment that cannot start is a result (status `failed` with the engine's reason),
+not a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infercost.engines import Engine, create_engine
+from infercost.errors import InputError
+from infercost.loadgen import LoadGenerator, RequestRecord
+from infercost.metrics import RunSummary, summarize
+from infercost.spec.workload import SyntheticPrompts, Workload
+from infercost.store import RunStore
+from infercost.store.provenance import git_commit, hardware, library_versions, spec_hash
+from infercost.workload import build_requests
+
+
+@dataclass
+class Measurement:
+    run_dir: Path
+    status: str  # completed | failed | interrupted
+    summary: RunSummary | None
+    startup_s: float | None
+    reason: str | None = None
+
+
+class Progress:
+    """Hooks a caller can implement to show progress; all optional."""
+
+    def engine_starting(self, deployment: Any) -> None: ...
+    def engine_started(self, seconds: float) -> None: ...
+    def run_started(self, planned: int | None) -> None: ...
+    def request_done(self, record: RequestRecord) -> None: ...
+
+
+def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
+    w = workload.model_dump(mode="json")
+    d = deployment.model_dump(mode="json")
+    return {
+        "kind": "measured",
+        "workload": w,
+        "deployment": d,
+        "workload_hash": spec_hash(w),
+        "deployment_hash": spec_hash(d),
+        "tags": workload.tags.as_dict(),
+        "versions": library_versions(),
+        "hardware": hardware(),
+        "git_commit": git_commit(Path(__file__).parent),
+        "command": " ".join(sys.argv),
+    }
+
+
+async def measure(
+    workload: Workload,
+    deployment: Any,
+    store: RunStore,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+) -> Measurement:
+    """Run `workload` against `deployment`. Pass a started `engine` to reuse it (its start-up is then not timed)."""
+    progress = progress or Progress()
+    requests = build_requests(workload)  # bad prompt files fail here, before any engine starts
+    writer = store.new_run(f"{workload.name}-{deployment.label()}", _manifest(workload, deployment))
+
+    owns_engine = engine is None
+    startup_s = None
+    if owns_engine:
+        engine = create_engine(deployment)
+        progress.engine_starting(deployment)
+        t = time.perf_counter()
+        try:
+            await engine.start()
+        except InputError as exc:
+            writer.finish("failed", None, reason=str(exc))
+            raise
+        except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
+            reason = f"engine failed to start: {type(exc).__name__}: {str(exc).strip()[:500]}"
+            writer.finish("failed", None, reason=reason, engine={"engine": deployment.engine})
+            await _quiet_stop(engine)
+            return Measurement(writer.dir, "failed", None, None, reason)
+        startup_s = time.perf_counter() - t
+        progress.engine_started(startup_s)
+
+    if isinstance(workload.prompts, SyntheticPrompts):
+        requests = build_requests(workload, engine.count_tokens)  # exact token lengths with the real tokenizer
+
+    def sink(record: RequestRecord) -> None:
+        writer.add(record)
+        progress.request_done(record)
+
+    generator = LoadGenerator(engine, requests, workload.traffic, sink=sink)
+    progress.run_started(generator.planned_requests())
+    status = "completed"
+    try:
+        await generator.run()
+    except asyncio.CancelledError:
+        status = "interrupted"
+    finally:
+        summary = summarize(generator.records, workload.slo)
+        writer.finish(
+            status,
+            summary.model_dump(mode="json"),
+            engine=engine.describe(),
+            startup_s=startup_s,
+            run_started_at_unix=generator.started_wall,
+        )
+        if owns_engine:
+            await _quiet_stop(engine)
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return Measurement(writer.dir, status, summary, startup_s)
+
+
+async def _quiet_stop(engine: Engine) -> None:
+    try:
+        await engine.stop()
+    except Exception:
+        pass
+
+
+def measure_sync(workload: Workload, deployment: Any, store: RunStore, progress: Progress | None = None,
+                 ) -> Measurement:
+    return asyncio.run(measure(workload, deployment, store, progress))
+
+
+__all__ = ["Measurement", "Progress", "measure", "measure_sync"]

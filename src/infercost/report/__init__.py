@@ -1,0 +1,1 @@
+"""Reports: terminal output now; markdown/HTML recommendation reports later in the pipeline."""

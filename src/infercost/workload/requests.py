@@ -1,0 +1,179 @@
+"""Turn a workload's prompt source into the concrete list of requests to replay."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from infercost.errors import InputError
+from infercost.spec.workload import (
+    InlinePrompts,
+    JsonlPrompts,
+    LengthDist,
+    PromptItem,
+    SyntheticPrompts,
+    Workload,
+)
+
+
+@dataclass(slots=True)
+class Request:
+    """One request to send. `messages` for chat APIs, `prompt` for completion APIs (exactly one is set)."""
+
+    id: str
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    ignore_eos: bool = False
+    seed: int | None = None
+    reference: str | None = None
+    must_contain: list[str] | None = None
+    prefix_group: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        if self.prompt is not None:
+            return self.prompt
+        return "\n".join(m["content"] for m in self.messages or [])
+
+
+def _item_to_request(item: PromptItem, index: int, workload: Workload) -> Request:
+    s = workload.sampling
+    messages = [m.model_dump() for m in item.messages] if item.messages else None
+    prompt = item.prompt
+    if workload.api == "chat":
+        if messages is None:
+            messages = [{"role": "user", "content": prompt}]
+            prompt = None
+        if workload.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": workload.system_prompt})
+    elif prompt is None:  # completion API with chat items: flatten the user turns
+        prompt = "\n".join(m["content"] for m in messages or [])
+        messages = None
+    return Request(
+        id=item.id or f"{workload.name}-{index:05d}",
+        prompt=prompt,
+        messages=messages,
+        max_tokens=item.max_tokens or s.max_tokens,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        ignore_eos=s.ignore_eos,
+        seed=s.seed,
+        reference=item.reference,
+        must_contain=item.must_contain,
+    )
+
+
+def _read_jsonl(src: JsonlPrompts, workload: Workload) -> list[PromptItem]:
+    from pydantic import ValidationError
+
+    path = workload.resolve(src.path)
+    if not path.is_file():
+        raise InputError("file not found", source=str(path), field="prompts.path")
+    items = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(PromptItem.model_validate(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON ({exc.msg})", source=f"{path}:{lineno}") from None
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"]) or "(line)"
+                raise InputError(err["msg"].removeprefix("Value error, "), source=f"{path}:{lineno}", field=where) from None
+            if src.limit and len(items) >= src.limit:
+                break
+    if not items:
+        raise InputError("no prompts in file", source=str(path))
+    return items
+
+
+def draw_lengths(dist: LengthDist, n: int, rng: np.random.Generator) -> np.ndarray:
+    lo, hi = dist.min or 1, dist.max or 1 << 20
+    if dist.dist == "fixed":
+        values = np.full(n, dist.mean)
+    elif dist.dist == "uniform":
+        values = rng.integers(dist.min, dist.max + 1, size=n)
+    else:
+        values = np.rint(rng.normal(dist.mean, dist.std, size=n))
+    return np.clip(values, lo, hi).astype(int)
+
+
+# Plain English words: prompts built from them tokenise predictably and read as text in logs.
+_WORDS = (
+    "the of and to in is was for on are with as his they be at one have this from or had by word but what some we "
+    "can out other were all there when up use your how said an each she which do their time if will way about many "
+    "then them write would like so these her long make thing see him two has look more day could go come did number "
+    "sound no most people my over know water than call first who may down side been now find any new work part take "
+    "get place made live where after back little only round man year came show every good me give our under name "
+    "very through just form sentence great think say help low line differ turn cause much mean before move right boy "
+    "old too same tell does set three want air well also play small end put home read hand port large spell add even "
+    "land here must big high such follow act why ask men change went light kind off need house picture try us again "
+    "animal point mother world near build self earth father head stand own page should country found answer school"
+).split()
+
+
+def synthetic_text(n_tokens: int, rng: np.random.Generator, count_tokens: Callable[[str], int] | None) -> str:
+    """Random words totalling `n_tokens` tokens: exact when a tokenizer counter is given, else ~1 token per word."""
+    words = list(rng.choice(_WORDS, size=max(n_tokens, 1)))
+    text = " ".join(words)
+    if count_tokens is None:
+        return text
+    # Each common word is one token with a leading space in BPE vocabularies; trim or pad to the exact count.
+    while len(words) > 1 and count_tokens(text) > n_tokens:
+        words.pop()
+        text = " ".join(words)
+    while count_tokens(text) < n_tokens:
+        words.append(str(rng.choice(_WORDS)))
+        text = " ".join(words)
+    return text
+
+
+def _synthetic(src: SyntheticPrompts, workload: Workload, count_tokens) -> list[Request]:
+    rng = np.random.default_rng(workload.traffic.seed)
+    n = src.count
+    inputs = draw_lengths(src.input_tokens, n, rng)
+    outputs = draw_lengths(src.output_tokens, n, rng)
+    prefixes = [synthetic_text(src.shared_prefix_tokens, rng, count_tokens) for _ in range(src.prefix_groups)] \
+        if src.shared_prefix_tokens else []
+    groups = rng.integers(0, src.prefix_groups, size=n)
+    s = workload.sampling
+    out = []
+    for i in range(n):
+        body = synthetic_text(int(inputs[i]), rng, count_tokens)
+        text = f"{prefixes[groups[i]]}\n{body}" if prefixes else body
+        req = Request(
+            id=f"{workload.name}-{i:05d}",
+            max_tokens=int(outputs[i]),
+            temperature=s.temperature,
+            top_p=s.top_p,
+            ignore_eos=True,  # synthetic output lengths are only honoured if generation runs to max_tokens
+            seed=s.seed,
+            prefix_group=int(groups[i]) if prefixes else None,
+        )
+        if workload.api == "chat":
+            req.messages = [{"role": "user", "content": text}]
+        else:
+            req.prompt = text
+        out.append(req)
+    return out
+
+
+def build_requests(workload: Workload, count_tokens: Callable[[str], int] | None = None) -> list[Request]:
+    """The workload's prompts as requests, in order. The load generator cycles through them when the traffic asks
+    for more requests than there are prompts."""
+    src = workload.prompts
+    if isinstance(src, SyntheticPrompts):
+        return _synthetic(src, workload, count_tokens)
+    if isinstance(src, InlinePrompts):
+        items = [PromptItem(prompt=i) if isinstance(i, str) else i for i in src.items]
+    else:
+        items = _read_jsonl(src, workload)
+    return [_item_to_request(item, i, workload) for i, item in enumerate(items)]

@@ -1,0 +1,73 @@
+"""Real engines, real model: vLLM's CPU engine in-process, and a real vLLM OpenAI server on loopback driven through
+the `openai` engine. Each test replays the shipped chat workload through the `infercost run` command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import WORKLOADS
+from infercost.store import load_run
+
+pytestmark = pytest.mark.engine
+
+
+def infercost_run(*args, results):
+    proc = subprocess.run(
+        [sys.executable, "-m", "infercost", "run", *args, "--results-dir", str(results), "--quiet", "--json"],
+        capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(results.iterdir())
+    assert len(runs) == 1
+    return json.loads(proc.stdout), load_run(runs[0])
+
+
+def check_run(summary, run, count_source):
+    assert run.manifest["status"] == "completed"
+    assert summary["requests"] == 50 and summary["completed"] == 50 and summary["error_rate"] == 0
+    frame = run.measured
+    assert len(frame) == 50 and (frame["output_tokens"] > 0).all()
+    assert set(frame["token_count_source"]) == {count_source}
+    # vLLM's definitions hold on real data: TTFT <= e2e, and per request TPOT = (e2e - TTFT) / (n - 1)
+    lat = summary["latency"]
+    assert 0 < lat["ttft_ms"]["stats"]["p50"] <= lat["e2e_ms"]["stats"]["p50"]
+    assert lat["itl_ms"]["count"] > 0 and summary["output_token_throughput_tps"] > 0
+    paris = frame[frame["request_id"] == "cs-001"]["output_text"].iloc[0]
+    assert "Paris" in paris, paris
+    # the manifest carries provenance
+    m = run.manifest
+    assert m["versions"]["vllm"] and m["hardware"]["cpu_model"] and m["workload_hash"] and m["deployment_hash"]
+    return frame
+
+
+def test_vllm_in_process_runs_the_chat_workload(smollm2_dir, tmp_path):
+    summary, run = infercost_run(
+        str(WORKLOADS / "chat-support.yaml"), "--deployment", str(WORKLOADS / "deployments/smollm2-vllm-cpu.yaml"),
+        results=tmp_path,
+    )
+    check_run(summary, run, "engine")
+    engine = run.manifest["engine"]
+    assert engine["engine"] == "vllm" and engine["device"] == "cpu" and engine["num_kv_blocks"] > 0
+    assert run.manifest["startup_s"] > 0
+    # in-process streaming gives one chunk per token, so chunk count == token count
+    frame = run.measured
+    assert (frame["token_times_s"].map(len) == frame["output_tokens"]).all()
+
+
+def test_openai_engine_against_a_real_vllm_server(vllm_server, tmp_path, monkeypatch):
+    deployment = tmp_path / "deployment.yaml"
+    deployment.write_text(
+        f"name: smollm2-openai\nengine: openai\nmodel: smollm2\nbase_url: {vllm_server}\n"
+        "api_key_env: INFERCOST_TEST_API_KEY\ntokenizer: smollm2-135m-instruct\n"
+    )
+    secret = "sk-test-must-never-be-stored-0123456789"
+    monkeypatch.setenv("INFERCOST_TEST_API_KEY", secret)  # vLLM without --api-key ignores it
+    summary, run = infercost_run(str(WORKLOADS / "chat-support.yaml"), "--deployment", str(deployment),
+                                 results=tmp_path / "results")
+    check_run(summary, run, "usage")
+    assert run.manifest["engine"]["server"]["model"]["max_model_len"] == 2048
+    for path in run.directory.iterdir():
+        assert secret not in path.read_bytes().decode("utf-8", "replace"), path
