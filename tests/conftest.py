@@ -1,5 +1,4 @@
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -7,6 +6,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from infercost.loadgen.stub_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
@@ -24,13 +25,7 @@ def smollm2_dir() -> Path:
     return Path(resolve_model("smollm2-135m-instruct"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(smollm2_dir, tmp_path_factory):
     """A real vLLM OpenAI-compatible server on loopback, serving the bundled SmolLM2."""
     port = free_port()

@@ -59,6 +59,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    from infercost.quality import evaluate_sync
+    from infercost.report.console import print_quality
+    from infercost.spec import load_deployment, load_workload
+    from infercost.store import RunStore
+
+    workload = load_workload(args.workload, args.workload_set)
+    deployment = load_deployment(args.deployment, args.set)
+    with _engine_output_to_stderr():
+        result = evaluate_sync(workload, deployment, cache_dir=Path(args.results_dir) / "quality-cache",
+                               store=RunStore(args.results_dir))
+    if args.json:
+        print(result.summary.model_dump_json(indent=2))
+    else:
+        print_quality(_console(), result.summary, worst=args.worst)
+        _console().print(f"results: {result.run_dir}")
+    return 0 if result.summary.target_met is not False else 1
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter
 
@@ -145,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
+
+    quality = sub.add_parser("quality", help="score a deployment's greedy answers against references or a baseline")
+    quality.add_argument("workload", help="workload YAML (its `quality` section sets scorers and target)")
+    quality.add_argument("--deployment", "-d", help="deployment YAML (default: bundled SmolLM2 on vLLM)")
+    quality.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE")
+    quality.add_argument("--workload-set", "-w", action="append", default=[], metavar="KEY=VALUE")
+    quality.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    quality.add_argument("--worst", type=int, default=5, help="how many of the worst answers to show")
+    quality.add_argument("--json", action="store_true")
+    quality.set_defaults(func=cmd_quality)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
     schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")

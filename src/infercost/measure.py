@@ -5,6 +5,7 @@ not a crash."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ class Progress:
 
 
 def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
-    w = workload.model_dump(mode="json")
-    d = deployment.model_dump(mode="json")
+    w = json.loads(workload.model_dump_json())  # strict JSON: an infinite rate is stored as "Infinity"
+    d = json.loads(deployment.model_dump_json())
     return {
         "kind": "measured",
         "workload": w,

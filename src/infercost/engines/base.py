@@ -54,9 +54,13 @@ class Engine(ABC):
     @abstractmethod
     async def stop(self) -> None: ...
 
+    _tokenizer: Any = None  # an HF tokenizer where the engine has one
+
     def count_tokens(self, text: str) -> int | None:
         """Tokens in `text` by this deployment's tokenizer, where one is available (for synthetic prompts)."""
-        return None
+        if self._tokenizer is None:
+            return None
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def describe(self) -> dict[str, Any]:
         """Engine name, versions and anything else that identifies what was measured, for the manifest."""

@@ -142,11 +142,6 @@ class OpenAIEngine(Engine):
             await self._session.close()
             self._session = None
 
-    def count_tokens(self, text: str) -> int | None:
-        if self._tokenizer is None:
-            return None
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def describe(self) -> dict[str, Any]:
         return {
             "engine": self.name,

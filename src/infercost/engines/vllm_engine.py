@@ -136,11 +136,6 @@ class VllmEngine(Engine):
             self._engine.shutdown()
             self._engine = None
 
-    def count_tokens(self, text: str) -> int | None:
-        if self._tokenizer is None:
-            return None
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def describe(self) -> dict[str, Any]:
         import vllm
 

@@ -93,3 +93,28 @@ def print_summary(console: Console, manifest: dict[str, Any], summary: dict[str,
         + " ".join(f"{k} {v}" for k, v in engine.items() if k.endswith("_version"))
         + (f", start-up {manifest['startup_s']:.1f} s" if manifest.get("startup_s") else "")
     )
+
+
+def print_quality(console: Console, summary: Any, worst: int = 5) -> None:
+    s = summary
+
+    def ci(interval: Any) -> str:
+        return f" (95% CI {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+
+    what = f"agreement with {s.relative_to}" if s.relative_to else "score"
+    console.print(f"quality of {s.deployment}: {s.evaluated}/{s.prompts} prompts evaluated"
+                  + (" (stopped early: the target could no longer be met)" if s.stopped_early else "")
+                  + (" — answers from cache, no engine started" if s.cache_hit else ""))
+    console.print(f"mean {what} {_fmt(s.mean_score, 3)}{ci(s.mean_score_ci95)}; pass rate (≥ {s.threshold:g}) "
+                  f"{_fmt(s.pass_rate, 3)}{ci(s.pass_rate_ci95)}")
+    if s.target_met is not None:
+        verdict = "[green]met[/]" if s.target_met else f"[red]NOT met[/] (binding: {s.binding or 'stopped early'})"
+        console.print(f"target {s.target and {k: v for k, v in s.target.items() if v is not None and k in ('mean_score', 'pass_rate', 'agreement')}}: {verdict}")
+    if s.failing and worst:
+        table = Table(title=f"worst answers ({min(worst, len(s.failing))} of {len(s.failing)} failing)",
+                      title_justify="left")
+        for col in ("id", "score", "prompt", "answer", "reference"):
+            table.add_column(col, overflow="fold")
+        for p in s.failing[:worst]:
+            table.add_row(p.id, f"{p.score:.2f}", p.prompt[-120:], p.answer[:160], (p.reference or "")[:120])
+        console.print(table)

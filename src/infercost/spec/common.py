@@ -6,4 +6,5 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    # `rate: .inf` is meaningful (send all at once); keep it as "Infinity" in JSON rather than pydantic's null.
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, ser_json_inf_nan="strings")

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from infercost.spec.common import Spec
+from infercost.spec.quality import QualitySpec
 
 
 class Tags(Spec):
@@ -203,6 +204,7 @@ class Workload(Spec):
     traffic: Traffic
     slo: SLO = Field(default_factory=SLO)
     demand: Demand = Field(default_factory=Demand)
+    quality: QualitySpec | None = None
 
     _source_dir: Path | None = PrivateAttr(default=None)
 

@@ -32,28 +32,30 @@ def utc_now() -> str:
 class RunWriter:
     """Writes one run. Status moves running → completed | failed | interrupted; the manifest always says which."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any]):
+    def __init__(self, directory: Path, manifest: dict[str, Any], records: str = "requests"):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=False)
+        self.records = records
         self.manifest = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest}
         _write_json(self.dir / "manifest.json", self.manifest)
-        self._jsonl = (self.dir / "requests.jsonl").open("a", encoding="utf-8")
+        self._jsonl = (self.dir / f"{records}.jsonl").open("a", encoding="utf-8")
 
     def update(self, **fields: Any) -> None:
         self.manifest.update(fields)
         _write_json(self.dir / "manifest.json", self.manifest)
 
-    def add(self, record: RequestRecord) -> None:
-        self._jsonl.write(json.dumps(record.to_row(), default=str) + "\n")
+    def add(self, record: RequestRecord | dict[str, Any]) -> None:
+        row = record if isinstance(record, dict) else record.to_row()
+        self._jsonl.write(json.dumps(row, default=str) + "\n")
         self._jsonl.flush()
 
     def finish(self, status: str, summary: dict[str, Any] | None, **fields: Any) -> None:
         self._jsonl.close()
-        frame = read_jsonl(self.dir / "requests.jsonl")
+        frame = read_jsonl(self.dir / f"{self.records}.jsonl")
         if not frame.empty:
-            frame.to_parquet(self.dir / "requests.parquet", index=False)
+            frame.to_parquet(self.dir / f"{self.records}.parquet", index=False)
         if summary is not None:
-            _write_json(self.dir / "summary.json", summary)
+            _write_json(self.dir / ("summary.json" if self.records == "requests" else f"{self.records}.json"), summary)
         self.update(status=status, ended_at=utc_now(), **fields)
 
 
@@ -61,7 +63,7 @@ class RunStore:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
 
-    def new_run(self, name: str, manifest: dict[str, Any]) -> RunWriter:
+    def new_run(self, name: str, manifest: dict[str, Any], records: str = "requests") -> RunWriter:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         base = f"{stamp}-{_slug(name)}"
         candidate, n = self.root / base, 1
@@ -69,7 +71,7 @@ class RunStore:
             n += 1
             candidate = self.root / f"{base}-{n}"
         self.root.mkdir(parents=True, exist_ok=True)
-        return RunWriter(candidate, manifest)
+        return RunWriter(candidate, manifest, records)
 
     def runs(self) -> list[Path]:
         if not self.root.is_dir():

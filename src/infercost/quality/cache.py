@@ -1,0 +1,43 @@
+"""Answers cached by what determines them — model, quantisation, dtype, engine, sampling and the prompt set — and not
+by batch size, rate or prefix caching, so a search generates them once per key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infercost.store.provenance import spec_hash
+
+# Deployment fields that change the answers. Serving knobs (max_num_seqs, prefix caching, memory share, ...) do not.
+ANSWER_FIELDS = ("engine", "model", "dtype", "quantization", "kv_cache_dtype", "base_url", "tokenizer")
+
+
+def answer_key(deployment: Any, prompts: list[dict[str, Any]], max_tokens: int) -> tuple[str, dict[str, Any]]:
+    d = deployment.model_dump(mode="json")
+    ident = {
+        "deployment": {k: d[k] for k in ANSWER_FIELDS if k in d},
+        "sampling": {"temperature": 0.0, "max_tokens": max_tokens},
+        "prompts": spec_hash({"prompts": prompts}),
+    }
+    return spec_hash(ident), ident
+
+
+class AnswerCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, str] | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))["answers"]
+
+    def put(self, key: str, ident: dict[str, Any], answers: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._path(key).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "identity": ident, "answers": answers}, indent=1), encoding="utf-8")
+        tmp.replace(self._path(key))
