@@ -45,7 +45,7 @@ WORKLOAD_CASES = {
 }
 
 DEPLOYMENT_CASES = {
-    "unknown-engine": ("engine: tgi\nmodel: m\n", "engine: expected one of 'vllm', 'openai' (got 'tgi')"),
+    "unknown-engine": ("engine: tgi\nmodel: m\n", "engine: expected one of 'vllm', 'transformers', 'openai' (got 'tgi')"),
     "zero-seqs": ("engine: vllm\nmodel: m\nmax_num_seqs: 0\n", "max_num_seqs: Input should be greater than 0 (got 0)"),
     "memory-share": ("engine: vllm\nmodel: m\ngpu_memory_utilization: 1.5\n", "gpu_memory_utilization: Input should"),
     "vllm-field-on-openai": ("engine: openai\nmodel: m\nbase_url: http://x/v1\nmax_num_seqs: 4\n",
@@ -56,6 +56,8 @@ DEPLOYMENT_CASES = {
                       "headers: header 'Authorization' would put a secret in a file"),
     "bad-url": ("engine: openai\nmodel: m\nbase_url: localhost:8000\n", "base_url: String should match pattern"),
     "no-model": ("engine: vllm\n", "model: required field is missing"),
+    "unknown-quantisation": ("engine: transformers\nmodel: m\nquantization: gguf-q4\n",
+                             "quantization: Input should be 'none', 'bnb-int8'"),
 }
 
 

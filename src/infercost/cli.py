@@ -47,8 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _engine_output_to_stderr(), RichProgress(_console(stderr=True)) as progress:
         result = measure_sync(workload, deployment, store, None if args.quiet else progress)
     run = load_run(result.run_dir)
-    if result.status == "failed":
-        console.print(f"[red]deployment failed:[/] {result.reason}", highlight=False)
+    if result.status == "infeasible":
+        console.print(f"[red]deployment infeasible here:[/] {result.reason}", highlight=False)
         console.print(f"recorded in {result.run_dir}")
         return 1
     if args.json:

@@ -1,6 +1,6 @@
 """Measure one workload on one deployment: start the engine (timed on its own), replay the load, store every record
-as it arrives, summarise. A deployment that cannot start is a result (status `failed` with the engine's reason),
-not a crash."""
+as it arrives, summarise. A deployment that cannot start is a result (status `infeasible` with the engine's
+reason), not a crash."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from infercost.workload import build_requests
 @dataclass
 class Measurement:
     run_dir: Path
-    status: str  # completed | failed | interrupted
+    status: str  # completed | infeasible (could not start here: the reason says why) | interrupted
     summary: RunSummary | None
     startup_s: float | None
     reason: str | None = None
@@ -81,10 +81,10 @@ async def measure(
             writer.finish("failed", None, reason=str(exc))
             raise
         except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
-            reason = f"engine failed to start: {type(exc).__name__}: {str(exc).strip()[:500]}"
-            writer.finish("failed", None, reason=reason, engine={"engine": deployment.engine})
+            reason = f"engine failed to start: {_root_cause(exc)}"
+            writer.finish("infeasible", None, reason=reason, engine={"engine": deployment.engine})
             await _quiet_stop(engine)
-            return Measurement(writer.dir, "failed", None, None, reason)
+            return Measurement(writer.dir, "infeasible", None, None, reason)
         startup_s = time.perf_counter() - t
         progress.engine_started(startup_s)
 
@@ -116,6 +116,16 @@ async def measure(
     if status == "interrupted":
         raise KeyboardInterrupt
     return Measurement(writer.dir, status, summary, startup_s)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Engines wrap the real reason (vLLM: "Engine core initialization failed. See root cause above") in generic
+    errors; walk the cause chain and keep the most specific message."""
+    messages = []
+    while exc is not None and len(messages) < 6:
+        messages.append(f"{type(exc).__name__}: {str(exc).strip()}")
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(messages)[:800]
 
 
 async def _quiet_stop(engine: Engine) -> None:

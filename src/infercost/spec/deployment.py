@@ -45,6 +45,20 @@ class VllmDeployment(_Base):
     engine_args: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine arguments, passed as is")
 
 
+class TransformersDeployment(_Base):
+    """transformers in-process, with bitsandbytes / torchao / quanto quantisation. Static batching: requests that
+    arrive together are decoded together, up to max_num_seqs (not continuous batching)."""
+
+    engine: Literal["transformers"]
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    quantization: Literal["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"] = (
+        "none"
+    )
+    max_num_seqs: int = Field(default=8, gt=0)
+    enable_prefix_caching: bool = False
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+
+
 class OpenAIDeployment(_Base):
     """Any OpenAI-compatible server: vLLM, SGLang, TGI, llama.cpp, or a hosted API. `model` is the served name."""
 
@@ -74,4 +88,6 @@ class OpenAIDeployment(_Base):
         return v
 
 
-Deployment = Annotated[Union[VllmDeployment, OpenAIDeployment], Field(discriminator="engine")]
+Deployment = Annotated[
+    Union[VllmDeployment, TransformersDeployment, OpenAIDeployment], Field(discriminator="engine")
+]

@@ -81,7 +81,7 @@ def validate(model: type[T] | TypeAdapter, data: dict[str, Any], source: str) ->
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        raise _first_error(exc, source, {"vllm", "openai", "inline", "jsonl", "synthetic"}) from None
+        raise _first_error(exc, source, {"vllm", "openai", "transformers", "inline", "jsonl", "synthetic"}) from None
 
 
 def set_dotted(data: dict[str, Any], assignment: str, source: str) -> None:

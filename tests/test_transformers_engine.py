@@ -1,0 +1,192 @@
+"""The transformers engine on the bundled SmolLM2 on the CPU: unquantised bf16 and bitsandbytes int8 / nf4 (torchao
+when installed, else the missing package is named), with 4 concurrent chat requests forming one static batch."""
+
+import asyncio
+import importlib.util
+import time
+import types
+
+import pytest
+
+from infercost.engines.base import Chunk, Usage
+from infercost.errors import EngineUnavailable
+from infercost.workload.requests import Request
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch")
+pytest.importorskip("psutil")
+
+from infercost.engines.transformers_engine import ENGINE, TransformersEngine  # noqa: E402
+
+QUESTIONS = ["What is the capital of France?", "Name a primary color.", "What is 2 + 2?", "Say hello politely."]
+MAX_TOKENS = 12
+
+
+def _bnb_ok() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def deployment(quantization: str, **kw):
+    base = dict(engine="transformers", model="smollm2-135m-instruct", dtype="bfloat16", quantization=quantization,
+                max_num_seqs=4, enable_prefix_caching=False, device="auto", name=None)
+    base.update(kw)
+    return types.SimpleNamespace(**base, label=lambda: f"transformers-{quantization}")
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict:
+    """weights_bytes and tokens/s per quantization, filled by the runs below (module-scoped, read by later tests)."""
+    return {}
+
+
+async def _run(quantization: str):
+    engine = TransformersEngine(deployment(quantization))
+    await engine.start()
+    try:
+        async def one(i: int, question: str):
+            chunks: list[tuple[float, Chunk]] = []
+            usage = []
+            req = Request(id=f"r{i}", messages=[{"role": "user", "content": question}], max_tokens=MAX_TOKENS,
+                          temperature=0.0)
+            async for item in engine.generate(req):
+                if isinstance(item, Chunk):
+                    chunks.append((time.perf_counter(), item))
+                else:
+                    assert isinstance(item, Usage)
+                    usage.append(item)
+            return chunks, usage
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(i, q) for i, q in enumerate(QUESTIONS)))
+        elapsed = time.perf_counter() - t0
+        return results, elapsed, engine.describe()
+    finally:
+        await engine.stop()
+
+
+def _check(results, info, quantization):
+    for chunks, usage in results:
+        assert len(usage) == 1
+        u = usage[0]
+        assert 1 <= len(chunks) <= MAX_TOKENS
+        assert u.output_tokens == len(chunks)
+        assert all(c.tokens == 1 for _, c in chunks)
+        assert u.input_tokens and u.input_tokens > 5
+        assert u.source == "engine" and u.finish_reason in ("length", "stop")
+        assert (u.finish_reason == "length") == (len(chunks) == MAX_TOKENS)
+        times = [t for t, _ in chunks]
+        assert all(b > a for a, b in zip(times, times[1:]))  # each token timestamped on arrival
+    assert info["engine"] == "transformers" and info["batching"] == "static"
+    assert info["quantization"] == quantization and info["device"] in ("cpu", "cuda")
+    assert info["weights_bytes"] > 0
+    assert info["rss_after_load_bytes"] > 0 and info["peak_rss_bytes"] >= info["rss_after_load_bytes"]
+    assert info["transformers_version"] and info["torch_version"]
+    assert info["max_batch_seen"] >= 2  # concurrent requests were batched together
+
+
+@pytest.mark.parametrize("quantization", ["none", "bnb-int8", "bnb-nf4"])
+def test_real_model_streams_and_measures(quantization, measured):
+    if quantization.startswith("bnb-") and not _bnb_ok():
+        pytest.skip("bitsandbytes not importable")
+    results, elapsed, info = asyncio.run(_run(quantization))
+    _check(results, info, quantization)
+    tokens = sum(u[0].output_tokens for _, u in results)
+    measured[quantization] = {"weights_bytes": info["weights_bytes"], "tok_s": tokens / elapsed}
+    print(f"\n{quantization}: weights_bytes={info['weights_bytes']} tok/s={tokens / elapsed:.2f} "
+          f"peak_rss={info['peak_rss_bytes']}")
+    if quantization == "none":
+        answer = "".join(c.text for _, c in results[0][0])
+        assert "Paris" in answer, answer
+
+
+def test_nf4_weights_smaller_than_bf16(measured):
+    if "none" not in measured or "bnb-nf4" not in measured:
+        pytest.skip("needs the bf16 and nf4 runs above")
+    assert measured["bnb-nf4"]["weights_bytes"] < 0.8 * measured["none"]["weights_bytes"]
+
+
+def test_torchao_or_named_missing_package():
+    if importlib.util.find_spec("torchao") is None:
+        with pytest.raises(EngineUnavailable, match="torchao"):
+            asyncio.run(TransformersEngine(deployment("torchao-int8")).start())
+        return
+    results, _, info = asyncio.run(_run("torchao-int8"))
+    _check(results, info, "torchao-int8")
+
+
+def test_quanto_missing_package_is_named():
+    if importlib.util.find_spec("optimum") is not None and importlib.util.find_spec("optimum.quanto") is not None:
+        pytest.skip("optimum-quanto installed")
+    with pytest.raises(EngineUnavailable, match="optimum-quanto"):
+        asyncio.run(TransformersEngine(deployment("quanto-int8")).start())
+
+
+def test_generate_before_start_fails_per_request():
+    from infercost.engines.base import RequestFailed
+
+    async def go():
+        engine = TransformersEngine(deployment("none"))
+        async for _ in engine.generate(Request(id="x", prompt="hi", max_tokens=2)):
+            pass
+
+    with pytest.raises(RequestFailed):
+        asyncio.run(go())
+
+
+def test_module_exports_engine():
+    assert ENGINE is TransformersEngine and ENGINE.name == "transformers"
+
+
+def test_text_deltas_sampling_and_eos_without_a_model(smollm2_dir):
+    """Token bookkeeping on the real tokenizer only: multi-byte text held back until whole, EOS ends the row with
+    "stop" unless ignore_eos, max_tokens ends it with "length", and top_p sampling stays inside the nucleus."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from infercost.engines.transformers_engine import _END, _Pending
+
+    engine = TransformersEngine(deployment("none"))
+    engine._tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir))
+    eos = engine._tokenizer.eos_token_id
+    engine._eos_ids = {eos}
+    ids = engine._tokenizer("héllo wörld €", add_special_tokens=False)["input_ids"]
+
+    def drain(p):
+        out = []
+        while not p.events.empty():
+            out.append(p.events.get_nowait())
+        return out
+
+    async def go():
+        p = _Pending(Request(id="a", prompt="x", max_tokens=len(ids)), [1])
+        for t in ids:
+            engine._emit(p, t)
+        events = drain(p)
+        assert events[-1] is _END and p.finish_reason == "length"
+        assert "".join(events[:-1]) == "héllo wörld €" and len(events) - 1 == len(ids)
+
+        q = _Pending(Request(id="b", prompt="x", max_tokens=5), [1])
+        engine._emit(q, ids[0])
+        engine._emit(q, eos)
+        assert drain(q)[-1] is _END and q.finish_reason == "stop" and q.generated == [ids[0]]
+
+        r = _Pending(Request(id="c", prompt="x", max_tokens=5, ignore_eos=True), [1])
+        engine._emit(r, eos)
+        assert not r.finished and r.generated == [eos]
+
+        logits = torch.full((2, 10), -1e9)
+        logits[:, 3], logits[:, 7] = 5.0, 4.9
+        rows = [_Pending(Request(id="g", prompt="x", temperature=0.0), [1]),
+                _Pending(Request(id="s", prompt="x", temperature=1.0, top_p=0.4), [1])]
+        for _ in range(20):
+            picks = engine._pick(logits, rows).tolist()
+            assert picks == [3, 3]  # greedy argmax; top_p 0.4 keeps only the most likely token
+        rows[1].request.top_p = 1.0
+        seen = {engine._pick(logits, rows).tolist()[1] for _ in range(200)}
+        assert seen == {3, 7}
+
+    asyncio.run(go())
