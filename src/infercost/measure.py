@@ -73,6 +73,7 @@ async def measure(
     startup_s = None
     if owns_engine:
         engine = create_engine(deployment)
+        engine.log_path = writer.dir / "engine.log"
         progress.engine_starting(deployment)
         t = time.perf_counter()
         try:
@@ -81,7 +82,7 @@ async def measure(
             writer.finish("failed", None, reason=str(exc))
             raise
         except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
-            reason = f"engine failed to start: {_root_cause(exc)}"
+            reason = f"engine failed to start: {str(exc).strip()[:800]}"
             writer.finish("infeasible", None, reason=reason, engine={"engine": deployment.engine})
             await _quiet_stop(engine)
             return Measurement(writer.dir, "infeasible", None, None, reason)
@@ -116,16 +117,6 @@ async def measure(
     if status == "interrupted":
         raise KeyboardInterrupt
     return Measurement(writer.dir, status, summary, startup_s)
-
-
-def _root_cause(exc: BaseException) -> str:
-    """Engines wrap the real reason (vLLM: "Engine core initialization failed. See root cause above") in generic
-    errors; walk the cause chain and keep the most specific message."""
-    messages = []
-    while exc is not None and len(messages) < 6:
-        messages.append(f"{type(exc).__name__}: {str(exc).strip()}")
-        exc = exc.__cause__ or exc.__context__
-    return " <- ".join(messages)[:800]
 
 
 async def _quiet_stop(engine: Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, ClassVar, Literal
 
 from infercost.workload.requests import Request
@@ -43,6 +44,7 @@ class Engine(ABC):
 
     def __init__(self, deployment: Any):
         self.deployment = deployment
+        self.log_path: Path | None = None  # where the engine's own output goes, when it has any
 
     @abstractmethod
     async def start(self) -> None: ...

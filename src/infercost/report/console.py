@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,9 @@ from infercost.measure import Progress as ProgressHooks
 
 
 class RichProgress(ProgressHooks):
-    def __init__(self, console: Console):
+    def __init__(self, console: Console | None = None):
+        # Engines point descriptors 1 and 2 at their log file while they start; keep a copy of the terminal.
+        console = console or Console(file=os.fdopen(os.dup(2), "w", buffering=1), highlight=False)
         self.console = console
         self.bar = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
