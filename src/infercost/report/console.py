@@ -85,6 +85,13 @@ def print_summary(console: Console, manifest: dict[str, Any], summary: dict[str,
             table.add_row(c["metric"], c["stat"], _fmt(c["bound"], 3), _fmt(c["observed"], 3),
                           "[green]pass[/]" if c["passed"] else "[red]FAIL[/]")
         console.print(table)
+    mem = s.get("memory") or {}
+    if mem:
+        gib = lambda key: f"{mem[key] / 2**30:.2f} GiB" if mem.get(key) is not None else "—"  # noqa: E731
+        console.print(f"memory: weights {gib('weights_bytes')}, KV cache reserved {gib('kv_cache_bytes')}"
+                      + (f" ({mem['kv_cache_tokens']:,} tokens)" if mem.get("kv_cache_tokens") else "")
+                      + f", peak RSS {gib('peak_rss_bytes')} ({mem.get('peak_rss_scope')})"
+                      + (f", peak GPU {gib('peak_gpu_used_bytes')}" if mem.get("peak_gpu_used_bytes") else ""))
     for error, count in list(s["errors"].items())[:5]:
         console.print(f"[red]{count} × {error}[/]", markup=True, highlight=False)
     hw = manifest.get("hardware", {})
