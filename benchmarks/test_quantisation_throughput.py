@@ -29,7 +29,10 @@ async def tokens_per_second(quantization, max_tokens=24, rounds=2):
         async def one(i, prompt):
             request = Request(id=f"{quantization}-{i}", messages=[{"role": "user", "content": prompt}],
                               max_tokens=max_tokens, ignore_eos=True)
-            return sum(1 async for event in engine.generate(request) if isinstance(event, Chunk))
+            count = 0
+            async for event in engine.generate(request):
+                count += isinstance(event, Chunk)
+            return count
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(PROMPTS)))  # warm-up
         start, tokens = time.perf_counter(), 0

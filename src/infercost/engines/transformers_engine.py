@@ -13,7 +13,8 @@ split over tokens come out whole). Decoding is greedy at temperature 0, else sam
 
 `enable_prefix_caching` is recorded but does nothing: each batch is prefilled from scratch.
 
-Memory is measured, not estimated: `weights_bytes` is `model.get_memory_footprint()` after quantisation, the process
+Memory is measured, not estimated: `weights_bytes` is the bytes the parameters and buffers hold after quantisation
+(for torchao's tensor subclasses, their inner tensors: `get_memory_footprint()` reports their nominal size), the process
 RSS is read before and after loading and sampled at every decode step (peak kept), and on CUDA
 `torch.cuda.max_memory_allocated()` is reported."""
 
@@ -30,6 +31,28 @@ from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
 from infercost.workload.requests import Request
+
+def tensor_bytes(t: Any) -> int:
+    """Bytes a tensor really holds. Quantised tensor subclasses (torchao) report their nominal dtype; their storage is
+    the inner tensors they flatten to."""
+    if hasattr(t, "__tensor_flatten__") and type(t).__name__ not in ("Parameter", "Tensor"):
+        names, _ = t.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(t, n)) for n in names)
+    return t.numel() * t.element_size()
+
+
+def weights_bytes(model: Any) -> int:
+    """Parameters and buffers as stored after quantisation (tied weights counted once)."""
+    seen, total = set(), 0
+    for t in [*model.parameters(), *model.buffers()]:  # persistent objects: their ids are stable
+        data = t.data
+        key = ("sub", id(t)) if hasattr(data, "__tensor_flatten__") else ("ptr", data.data_ptr())
+        if key in seen:
+            continue
+        seen.add(key)
+        total += tensor_bytes(data)
+    return total
+
 
 BATCH_WAIT_S = 0.005  # how long the batcher waits for more requests to join a batch
 
@@ -183,7 +206,7 @@ class TransformersEngine(Engine):
             elif isinstance(value, (list, tuple)):
                 eos.update(int(v) for v in value)
         self._eos_ids = eos
-        self.weights_bytes = int(model.get_memory_footprint())
+        self.weights_bytes = weights_bytes(model)
 
     async def start(self) -> None:
         import psutil
