@@ -19,7 +19,7 @@ from infercost.metrics import RunSummary, summarize
 from infercost.metrics.memory import MemorySampler
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore
-from infercost.store.provenance import git_commit, hardware, library_versions, spec_hash
+from infercost.provenance import git_commit, hardware, library_versions, spec_hash
 from infercost.workload import build_requests
 
 

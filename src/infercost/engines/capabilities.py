@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from infercost.engines.logs import output_to, root_error
 from infercost.models.bundled import cache_root
-from infercost.store.provenance import hardware, library_versions, spec_hash
+from infercost.provenance import hardware, library_versions, spec_hash
 
 TRANSFORMERS_QUANTISATIONS = ("none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8")
 DTYPES = ("float32", "bfloat16", "float16")

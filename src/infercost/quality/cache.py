@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infercost.store.provenance import spec_hash
+from infercost.provenance import spec_hash
 
 # Deployment fields that change the answers. Serving knobs (max_num_seqs, prefix caching, memory share, ...) do not.
 ANSWER_FIELDS = ("engine", "model", "dtype", "quantization", "kv_cache_dtype", "base_url", "tokenizer")

@@ -22,7 +22,7 @@ from infercost.spec.loader import deployment_adapter, read_yaml, validate
 from infercost.spec.quality import QualitySpec, ScorerSpec
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
-from infercost.store.provenance import hardware, library_versions
+from infercost.provenance import hardware, library_versions
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
 
