@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -19,19 +18,12 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-@contextlib.contextmanager
 def _engine_output_to_stderr():
     """Engines (vLLM and its worker processes) log to stdout; keep stdout for results (e.g. --json) by pointing
     file descriptor 1 at stderr while an engine runs."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    from infercost.engines.logs import redirect_fds
+
+    return redirect_fds(2, fds=(1,))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -15,24 +15,33 @@ _GENERIC = ("See stack trace", "See root cause", "initialization failed")
 
 
 @contextlib.contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """Point file descriptors 1 and 2 at `path` while an engine starts: the processes it spawns inherit them and keep
-    logging there for their whole life; this process gets its own descriptors back afterwards."""
+def redirect_fds(target: int, fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
+    """Point file descriptors `fds` at descriptor `target`; processes spawned meanwhile inherit that and keep it for
+    their whole life, while this process gets its own descriptors back afterwards."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    saved = [os.dup(fd) for fd in fds]
     try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        for fd in fds:
+            os.dup2(target, fd)
         yield
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for x in (fd, *saved):
-            os.close(x)
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's and its children's output (descriptors 1 and 2) to `path` while an engine starts."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        with redirect_fds(fd):
+            yield
+    finally:
+        os.close(fd)
 
 
 def root_error(path: Path, limit: int = 400) -> str | None:

@@ -99,7 +99,6 @@ class VllmEngine(Engine):
         self._engine = None
         self._tokenizer = None
         self._model_dir: str | None = None
-        self._env: dict[str, str] = {}
 
     async def start(self) -> None:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -114,8 +113,7 @@ class VllmEngine(Engine):
         from transformers import AutoTokenizer
 
         if on_cpu():
-            self._env = cpu_thread_defaults()
-            os.environ.update(self._env)
+            os.environ.update(cpu_thread_defaults())
         self._model_dir = str(resolve_model(self.deployment.model))
         self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
         args = AsyncEngineArgs(**engine_kwargs(self.deployment, self._model_dir))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -151,20 +152,18 @@ async def answers_for(
     """Answers for `requests`, from the cache where there, else generated (and cached) in batches. `on_batch` gets
     the answers so far and returns True to stop early. Returns (answers, all_from_cache, engine start-up seconds)."""
     key, ident = answer_key(deployment, _identity(requests), requests[0].max_tokens)
-    answers = {k: v for k, v in (cache.get(key) or {}).items() if k in {r.id for r in requests}}
+    answers = dict(cache.get(key) or {})  # the key covers exactly this prompt set
     missing = [r for r in requests if r.id not in answers]
     if not missing or (on_batch and on_batch(answers)):
         return answers, not missing, None
     engine = engine_factory(deployment)
-    import time
-
     t = time.perf_counter()
     await engine.start()
     startup = time.perf_counter() - t
     try:
         for i in range(0, len(missing), batch_size):
             answers.update(await _generate(engine, missing[i:i + batch_size]))
-            cache.put(key, ident, {**(cache.get(key) or {}), **answers})
+            cache.put(key, ident, answers)
             if on_batch and on_batch(answers):
                 break
     finally:
