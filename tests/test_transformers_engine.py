@@ -32,7 +32,7 @@ def _bnb_ok() -> bool:
 
 def deployment(quantization: str, **kw):
     base = dict(engine="transformers", model="smollm2-135m-instruct", dtype="bfloat16", quantization=quantization,
-                max_num_seqs=4, enable_prefix_caching=False, device="auto", name=None)
+                max_num_seqs=4, enable_prefix_caching=False, prefix_cache_mb=1024, device="auto", name=None)
     base.update(kw)
     return types.SimpleNamespace(**base, label=lambda: f"transformers-{quantization}")
 
@@ -189,3 +189,62 @@ def test_text_deltas_sampling_and_eos_without_a_model(smollm2_dir):
         assert seen == {3, 7}
 
     asyncio.run(go())
+
+
+def test_prefix_cache_reuses_shared_prompt_blocks_without_changing_answers():
+    """A long shared system prompt: with prefix caching the later requests are prefilled from the first block they do
+    not share, and greedy fp32 answers are the same tokens as without the cache."""
+    system = "You are a helpful support assistant for Acme Cloud. " * 12
+
+    async def run(enabled: bool):
+        engine = TransformersEngine(deployment("none", dtype="float32", enable_prefix_caching=enabled,
+                                               prefix_cache_mb=64))
+        await engine.start()
+        try:
+            async def one(i, question):
+                req = Request(id=f"p{i}", messages=[{"role": "system", "content": system},
+                                                    {"role": "user", "content": question}],
+                              max_tokens=MAX_TOKENS, temperature=0.0)
+                return "".join([c.text async for c in engine.generate(req) if isinstance(c, Chunk)])
+
+            first = [await one(0, QUESTIONS[0])]  # fills the cache
+            rest = await asyncio.gather(*(one(i, q) for i, q in enumerate(QUESTIONS[1:], 1)))
+            return first + list(rest), engine.describe()
+        finally:
+            await engine.stop()
+
+    plain, info_off = asyncio.run(run(False))
+    cached, info_on = asyncio.run(run(True))
+    assert cached == plain
+    assert info_off["prefix_caching"] == "off" and "prefix_cache_hit_tokens" not in info_off
+    assert info_on["prefix_caching"].startswith("on")
+    # the three later prompts share the system prompt's full blocks (well over 100 tokens each)
+    assert info_on["prefix_cache_hit_tokens"] >= 3 * 100
+    assert 0 < info_on["prefix_cache_hit_rate"] < 1
+    assert 0 < info_on["prefix_cache_bytes"] <= 64 * 2**20
+
+
+def test_prefix_cache_lookup_insert_and_eviction():
+    import torch
+
+    from infercost.engines.prefix_cache import BLOCK, PrefixKVCache
+
+    def kv(n):  # one layer, 2 heads, n tokens, head dim 4; values encode the token position
+        t = torch.arange(n, dtype=torch.float32).view(1, n, 1).expand(2, n, 4).contiguous()
+        return [(t, t + 1000)]
+
+    per_block = 2 * (2 * BLOCK * 4 * 4)  # keys + values bytes for one block
+    cache = PrefixKVCache(max_bytes=5 * per_block)
+    a = list(range(3 * BLOCK + 5))
+    assert cache.lookup(a) is None
+    cache.insert(a, kv(len(a)))
+    assert cache.bytes == 3 * per_block  # full blocks only
+    b = a[:2 * BLOCK] + [9999] * 20  # shares two blocks with a
+    layers, n = cache.lookup(b)
+    assert n == 2 * BLOCK and layers[0][0].shape == (2, 2 * BLOCK, 4)
+    assert torch.equal(layers[0][0][0, :, 0], torch.arange(2 * BLOCK, dtype=torch.float32))
+    exact = a[:3 * BLOCK]  # a prompt that is exactly the cached blocks still computes its last token
+    assert cache.lookup(exact)[1] == 2 * BLOCK
+    cache.insert(list(range(500, 500 + 3 * BLOCK)), kv(3 * BLOCK))  # over budget: the oldest entry goes
+    assert cache.bytes == 3 * per_block and cache.lookup(b) is None
+    assert cache.stats()["prefix_cache_hit_tokens"] == 4 * BLOCK

@@ -72,7 +72,7 @@ def probe_transformers() -> dict[str, Any]:
                 quantisation[method] = "yes"
             except Exception as exc:
                 quantisation[method] = f"no: {root_error(log) or _reason(exc)}"
-    return {"device": device, "dtypes": dtypes, "quantization": quantisation, "prefix_caching": "no (flag only)",
+    return {"device": device, "dtypes": dtypes, "quantization": quantisation, "prefix_caching": "yes (16-token blocks; not for sliding-window models)",
             "batching": "static"}
 
 

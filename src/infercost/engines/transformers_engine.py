@@ -11,7 +11,8 @@ tokens: every request gets one `Chunk(text_delta, 1)` per generated token as soo
 The text delta is the new suffix of the decoded text of all the request's generated ids (so multi-byte characters
 split over tokens come out whole). Decoding is greedy at temperature 0, else sampled with temperature and top_p.
 
-`enable_prefix_caching` is recorded but does nothing: each batch is prefilled from scratch.
+`enable_prefix_caching` keeps the KV of prompts' full 16-token blocks (see `prefix_cache`) and prefills only what a
+new prompt does not share with an earlier one, as vLLM's automatic prefix caching does; its hit rate is reported.
 
 Memory is measured, not estimated: `weights_bytes` is the bytes the parameters and buffers hold after quantisation
 (for torchao's tensor subclasses, their inner tensors: `get_memory_footprint()` reports their nominal size), the process
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
+from infercost.engines.prefix_cache import BLOCK, PrefixKVCache
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
 from infercost.workload.requests import Request
@@ -102,6 +104,8 @@ class TransformersEngine(Engine):
         self.cuda_max_allocated_bytes: int | None = None
         self.batches_run = 0
         self.max_batch_seen = 0
+        self._prefix_cache: PrefixKVCache | None = None
+        self.prefix_caching_status = "off"
 
     # ---------------------------------------------------------------- loading
 
@@ -207,6 +211,18 @@ class TransformersEngine(Engine):
                 eos.update(int(v) for v in value)
         self._eos_ids = eos
         self.weights_bytes = weights_bytes(model)
+        if getattr(self.deployment, "enable_prefix_caching", False):
+            self._setup_prefix_cache(model)
+
+    def _setup_prefix_cache(self, model: Any) -> None:
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        layer_types = set(getattr(config, "layer_types", None) or [])
+        if getattr(config, "sliding_window", None) and (not layer_types or layer_types - {"full_attention"}):
+            self.prefix_caching_status = "unavailable: the model has sliding-window attention layers"
+            return
+        budget_mb = getattr(self.deployment, "prefix_cache_mb", 1024)
+        self._prefix_cache = PrefixKVCache(int(budget_mb * 2**20))
+        self.prefix_caching_status = f"on ({budget_mb} MiB LRU, {BLOCK}-token blocks)"
 
     async def start(self) -> None:
         import psutil
@@ -308,23 +324,61 @@ class TransformersEngine(Engine):
                         p.events.put_nowait(exc)
 
     def _prefill(self, batch: list[_Pending]):
+        """One forward over the batch's prompts. With the prefix cache, each row's cached prefix KV is laid out
+        right-aligned in a past segment and only the rest of its prompt is computed: rows look like
+        [pad][cached prefix][pad][rest of prompt], the attention mask hides the pads and positions are explicit."""
         import torch
 
-        width = max(len(p.prompt_ids) for p in batch)
+        hits = [self._prefix_cache.lookup(p.prompt_ids) if self._prefix_cache else None for p in batch]
+        cached = [h[1] if h else 0 for h in hits]
+        rests = [p.prompt_ids[n:] for p, n in zip(batch, cached)]
+        past_len, width = max(cached), max(len(r) for r in rests)
         pad = self._tokenizer.pad_token_id
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, p in enumerate(batch):
-            n = len(p.prompt_ids)
-            input_ids[row, width - n:] = torch.tensor(p.prompt_ids, dtype=torch.long)
-            mask[row, width - n:] = 1
+        mask = torch.zeros((len(batch), past_len + width), dtype=torch.long)
+        for row, (rest, n) in enumerate(zip(rests, cached)):
+            input_ids[row, width - len(rest):] = torch.tensor(rest, dtype=torch.long)
+            mask[row, past_len - n:past_len] = 1
+            mask[row, past_len + width - len(rest):] = 1
         device = self._model.device
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        past = self._past_from_hits(hits, past_len) if past_len else None
         with torch.inference_mode():
-            out = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            out = self._model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, past_len:],
+                              past_key_values=past, use_cache=True)
+            if self._prefix_cache is not None:
+                self._remember_prompts(batch, out.past_key_values, mask)
         self._rss()
         return out.logits[:, -1, :].float(), out.past_key_values, mask, positions[:, -1:]
+
+    def _past_from_hits(self, hits, past_len: int):
+        """A DynamicCache of `past_len` slots per row, each row's cached prefix right-aligned (zeros elsewhere:
+        masked out)."""
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        layers = []
+        template = next(h for h in hits if h)[0]
+        for i, (k0, v0) in enumerate(template):
+            k = torch.zeros((len(hits), k0.shape[0], past_len, k0.shape[-1]), dtype=k0.dtype, device=k0.device)
+            v = torch.zeros((len(hits), v0.shape[0], past_len, v0.shape[-1]), dtype=v0.dtype, device=v0.device)
+            for row, hit in enumerate(hits):
+                if hit:
+                    kr, vr = hit[0][i]
+                    k[row, :, past_len - kr.shape[1]:] = kr
+                    v[row, :, past_len - vr.shape[1]:] = vr
+            layers.append((k, v))
+        return DynamicCache(layers)
+
+    def _remember_prompts(self, batch: list[_Pending], past, mask) -> None:
+        """Keep each prompt's KV (the unmasked slots of its row) for later prompts that share its prefix."""
+        valid = mask.bool()
+        for row, p in enumerate(batch):
+            keep = valid[row]
+            self._prefix_cache.insert(
+                p.prompt_ids, [(layer.keys[row][:, keep], layer.values[row][:, keep]) for layer in past.layers]
+            )
 
     def _step(self, tokens, past, mask, last_pos):
         import torch
@@ -455,7 +509,7 @@ class TransformersEngine(Engine):
             device=self._device,
             max_num_seqs=getattr(self.deployment, "max_num_seqs", None),
             enable_prefix_caching=getattr(self.deployment, "enable_prefix_caching", False),
-            prefix_caching="not implemented (flag recorded only)",
+            prefix_caching=self.prefix_caching_status,
             weights_bytes=self.weights_bytes,
             rss_before_load_bytes=self.rss_before_load_bytes,
             rss_after_load_bytes=self.rss_after_load_bytes,
@@ -464,6 +518,8 @@ class TransformersEngine(Engine):
             batches_run=self.batches_run,
             max_batch_seen=self.max_batch_seen,
         )
+        if self._prefix_cache is not None:
+            info.update(self._prefix_cache.stats())
         if self.cuda_max_allocated_bytes is not None:
             info["cuda_max_allocated_bytes"] = self.cuda_max_allocated_bytes
         return info

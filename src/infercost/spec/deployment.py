@@ -56,6 +56,7 @@ class TransformersDeployment(_Base):
     )
     max_num_seqs: int = Field(default=8, gt=0)
     enable_prefix_caching: bool = False
+    prefix_cache_mb: float = Field(default=1024, gt=0, description="memory for cached prompt KV (LRU beyond it)")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
 
 
