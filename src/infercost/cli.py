@@ -70,6 +70,32 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0 if result.summary.target_met is not False else 1
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from infercost.capacity import CapacityOptions
+    from infercost.capacity.measured import measure_capacity
+    from infercost.report.console import RichProgress, print_capacity
+    from infercost.spec import load_deployment, load_workload
+    from infercost.spec.loader import validate
+    from infercost.store import RunStore
+
+    workload = load_workload(args.workload, args.workload_set)
+    deployment = load_deployment(args.deployment, args.set)
+    fields = {k: getattr(args, k) for k in ("mode", "start", "precision", "max_load", "max_probes", "tail_samples",
+                                            "min_requests", "requests", "max_in_flight") if getattr(args, k) is not None}
+    options = validate(CapacityOptions, fields, source="command line")
+    with _engine_output_to_stderr(), RichProgress() as progress:
+        result = asyncio.run(measure_capacity(workload, deployment, RunStore(args.results_dir), options,
+                                              None if args.quiet else progress))
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print_capacity(_console(), result)
+        _console().print(f"results: {result.provenance.get('capacity_dir', args.results_dir)}")
+    return 0 if result.capacity_load is not None else 1
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter
 
@@ -197,6 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--worst", type=int, default=5, help="how many of the worst answers to show")
     quality.add_argument("--json", action="store_true")
     quality.set_defaults(func=cmd_quality)
+
+    cap = sub.add_parser("capacity", help="the highest load at which the workload's SLOs hold (real probes)")
+    cap.add_argument("workload", help="workload YAML (its slo section is what must hold)")
+    cap.add_argument("--deployment", "-d", help="deployment YAML (default: bundled SmolLM2 on vLLM)")
+    cap.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE")
+    cap.add_argument("--workload-set", "-w", action="append", default=[], metavar="KEY=VALUE")
+    cap.add_argument("--mode", choices=["rate", "concurrency"], help="open-loop rate (default) or closed-loop users")
+    cap.add_argument("--start", type=float, help="first load (default 1)")
+    cap.add_argument("--precision", type=float, help="bracket width to stop at, as a share (default 0.05)")
+    cap.add_argument("--max-load", type=float)
+    cap.add_argument("--max-probes", type=int)
+    cap.add_argument("--tail-samples", type=int, help="observations beyond the strictest percentile (default 10)")
+    cap.add_argument("--min-requests", type=int)
+    cap.add_argument("--requests", type=int, help="fixed requests per probe instead of the sample rule")
+    cap.add_argument("--max-in-flight", type=int, help="stop a probe whose queue exceeds this")
+    cap.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    cap.add_argument("--quiet", "-q", action="store_true")
+    cap.add_argument("--json", action="store_true")
+    cap.set_defaults(func=cmd_capacity)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
     schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")

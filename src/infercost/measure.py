@@ -30,6 +30,7 @@ class Measurement:
     summary: RunSummary | None
     startup_s: float | None
     reason: str | None = None
+    stopped_early: str | None = None  # why the load stopped before its plan (a capacity probe's guard)
 
 
 class Progress:
@@ -72,39 +73,64 @@ def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
     }
 
 
+class EngineStartFailed(Exception):
+    """The deployment cannot run here (OOM, unsupported option, crash at start): an infeasible result."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def start_engine(deployment: Any, log_path: Path, progress: Progress | None = None) -> tuple[Engine, float]:
+    """Create and start the deployment's engine, timing the start on its own. Input errors propagate; any other
+    failure becomes EngineStartFailed with the engine's reason (and the verdict goes into the capability table)."""
+    progress = progress or Progress()
+    engine = create_engine(deployment)
+    engine.log_path = log_path
+    progress.engine_starting(deployment)
+    t = time.perf_counter()
+    try:
+        await engine.start()
+    except InputError:
+        await _quiet_stop(engine)
+        raise
+    except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
+        reason = f"engine failed to start: {str(exc).strip()[:800]}"
+        _record_verdict(deployment, f"no: {reason}")
+        await _quiet_stop(engine)
+        raise EngineStartFailed(reason) from exc
+    startup_s = time.perf_counter() - t
+    progress.engine_started(startup_s)
+    _record_verdict(deployment, "yes (started here)")
+    return engine, startup_s
+
+
 async def measure(
     workload: Workload,
     deployment: Any,
     store: RunStore,
     progress: Progress | None = None,
     engine: Engine | None = None,
+    stop_check: Any = None,
+    run_name: str | None = None,
 ) -> Measurement:
-    """Run `workload` against `deployment`. Pass a started `engine` to reuse it (its start-up is then not timed)."""
+    """Run `workload` against `deployment`. Pass a started `engine` to reuse it (its start-up is then not timed);
+    `stop_check` may end the load early (see LoadGenerator)."""
     progress = progress or Progress()
     requests = build_requests(workload)  # bad prompt files fail here, before any engine starts
-    writer = store.new_run(f"{workload.name}-{deployment.label()}", _manifest(workload, deployment))
+    writer = store.new_run(run_name or f"{workload.name}-{deployment.label()}", _manifest(workload, deployment))
 
     owns_engine = engine is None
     startup_s = None
     if owns_engine:
-        engine = create_engine(deployment)
-        engine.log_path = writer.dir / "engine.log"
-        progress.engine_starting(deployment)
-        t = time.perf_counter()
         try:
-            await engine.start()
+            engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress)
         except InputError as exc:
             writer.finish("failed", None, reason=str(exc))
             raise
-        except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
-            reason = f"engine failed to start: {str(exc).strip()[:800]}"
-            writer.finish("infeasible", None, reason=reason, engine={"engine": deployment.engine})
-            _record_verdict(deployment, f"no: {reason}")
-            await _quiet_stop(engine)
-            return Measurement(writer.dir, "infeasible", None, None, reason)
-        startup_s = time.perf_counter() - t
-        progress.engine_started(startup_s)
-        _record_verdict(deployment, "yes (started here)")
+        except EngineStartFailed as exc:
+            writer.finish("infeasible", None, reason=exc.reason, engine={"engine": deployment.engine})
+            return Measurement(writer.dir, "infeasible", None, None, exc.reason)
 
     if isinstance(workload.prompts, SyntheticPrompts):
         requests = build_requests(workload, engine.count_tokens)  # exact token lengths with the real tokenizer
@@ -113,7 +139,7 @@ async def measure(
         writer.add(record)
         progress.request_done(record)
 
-    generator = LoadGenerator(engine, requests, workload.traffic, sink=sink)
+    generator = LoadGenerator(engine, requests, workload.traffic, sink=sink, stop_check=stop_check)
     progress.run_started(generator.planned_requests())
     status = "completed"
     sampler = MemorySampler()
@@ -133,12 +159,13 @@ async def measure(
             memory=summary.memory,
             startup_s=startup_s,
             run_started_at_unix=generator.started_wall,
+            stopped_early=generator.stopped_reason,
         )
         if owns_engine:
             await _quiet_stop(engine)
     if status == "interrupted":
         raise KeyboardInterrupt
-    return Measurement(writer.dir, status, summary, startup_s)
+    return Measurement(writer.dir, status, summary, startup_s, stopped_early=generator.stopped_reason)
 
 
 def _record_verdict(deployment: Any, verdict: str) -> None:
@@ -161,4 +188,4 @@ def measure_sync(workload: Workload, deployment: Any, store: RunStore, progress:
     return asyncio.run(measure(workload, deployment, store, progress))
 
 
-__all__ = ["Measurement", "Progress", "measure", "measure_sync"]
+__all__ = ["EngineStartFailed", "Measurement", "Progress", "measure", "measure_sync", "start_engine"]

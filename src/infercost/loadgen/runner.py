@@ -16,6 +16,7 @@ from infercost.spec.workload import Traffic
 from infercost.workload.requests import Request
 
 Sink = Callable[[RequestRecord], None]
+StopCheck = Callable[["LoadGenerator"], "str | None"]
 _SPIN_S = 0.002
 
 
@@ -27,7 +28,11 @@ class LoadGenerator:
         traffic: Traffic,
         sink: Sink | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        stop_check: StopCheck | None = None,
     ):
+        """`stop_check` is asked before each request is sent; a reason (not None) ends the run early: nothing more is
+        sent and requests in flight are cancelled (recorded as failed: "cancelled"). Capacity probes use it to stop
+        a rate that has already lost its SLO or whose queue keeps growing."""
         if not requests:
             raise ValueError("no requests to send")
         self.engine = engine
@@ -37,10 +42,19 @@ class LoadGenerator:
         self.clock = clock
         self._t0 = 0.0
         self.records: list[RequestRecord] = []
+        self.in_flight: dict[int, RequestRecord] = {}
         self.started_wall: float | None = None
+        self.stop_check = stop_check
+        self.stopped_reason: str | None = None
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """Seconds since the measured run started."""
         return self.clock() - self._t0
+
+    def _should_stop(self) -> bool:
+        if self.stopped_reason is None and self.stop_check is not None:
+            self.stopped_reason = self.stop_check(self)
+        return self.stopped_reason is not None
 
     def planned_requests(self) -> int | None:
         t = self.traffic
@@ -52,11 +66,13 @@ class LoadGenerator:
 
     async def _send(self, record: RequestRecord, request: Request) -> None:
         text: list[str] = []
-        record.sent_s = self._now()
+        record.sent_s = self.now()
+        if not record.warmup:
+            self.in_flight[record.index] = record
         try:
             async with asyncio.timeout(self.traffic.request_timeout_s):
                 async for event in self.engine.generate(request):
-                    t = self._now()
+                    t = self.now()
                     if isinstance(event, Chunk):
                         if record.first_token_s is None:
                             record.first_token_s = t
@@ -68,7 +84,7 @@ class LoadGenerator:
                         record.output_tokens = event.output_tokens
                         record.token_count_source = event.source
                         record.finish_reason = event.finish_reason
-            record.end_s = self._now()
+            record.end_s = self.now()
         except TimeoutError:
             record.error = f"timeout after {self.traffic.request_timeout_s:g} s"
         except RequestFailed as exc:
@@ -81,8 +97,9 @@ class LoadGenerator:
             record.error = f"{type(exc).__name__}: {exc}"
         finally:
             if record.end_s is None:
-                record.end_s = self._now()  # when it failed: still bounds the run's duration
+                record.end_s = self.now()  # when it failed: still bounds the run's duration
             record.output_text = "".join(text)
+            self.in_flight.pop(record.index, None)
             self.records.append(record)
             self.sink(record)
 
@@ -114,16 +131,35 @@ class LoadGenerator:
     async def _sleep_until(self, due: float) -> None:
         """asyncio's timers wake up to ~1 ms late; sleep to just short of the due time, then yield to the loop
         (which keeps serving responses) until it arrives."""
-        while (delay := due - self._now()) > 0:
+        while (delay := due - self.now()) > 0:
             await asyncio.sleep(delay - _SPIN_S if delay > _SPIN_S else 0)
 
     async def _open_loop(self, offsets: list[float]) -> None:
         tasks = []
         for i, due in enumerate(offsets):
             await self._sleep_until(due)
+            if self._should_stop():
+                break
             request = self.requests[i % len(self.requests)]
             tasks.append(asyncio.create_task(self._send(self._record(i, request, False, due), request)))
-        await asyncio.gather(*tasks)
+        await self._finish(tasks)
+
+    async def _finish(self, tasks: list[asyncio.Task]) -> None:
+        """Wait for the requests in flight; if the run is stopped meanwhile, cancel them."""
+        pending = {t for t in tasks if not t.done()}
+        try:
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=0.25)
+                if pending and self._should_stop():
+                    break
+        finally:  # stopped early, or the run itself was cancelled (Ctrl-C): nothing is left running
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for t in tasks:  # surface unexpected errors (not the cancellations asked for above)
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise t.exception()
 
     async def _closed_loop(self) -> None:
         t = self.traffic
@@ -134,14 +170,16 @@ class LoadGenerator:
             while True:
                 if t.num_requests is not None and next_index >= t.num_requests:
                     return
-                if t.duration_s is not None and self._now() >= t.duration_s:
+                if t.duration_s is not None and self.now() >= t.duration_s:
+                    return
+                if self._should_stop():
                     return
                 i = next_index
                 next_index += 1
                 request = self.requests[i % len(self.requests)]
                 await self._send(self._record(i, request, False, None), request)
 
-        await asyncio.gather(*(user() for _ in range(t.concurrency)))
+        await self._finish([asyncio.create_task(user()) for _ in range(t.concurrency)])
 
     async def run(self) -> list[RequestRecord]:
         self._t0 = self.clock()

@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infercost.capacity.measured import CapacityProgress
 from infercost.loadgen import RequestRecord
-from infercost.measure import Progress as ProgressHooks
 
 
-class RichProgress(ProgressHooks):
+class RichProgress(CapacityProgress):
     def __init__(self, console: Console | None = None):
         # Engines point descriptors 1 and 2 at their log file while they start; keep a copy of the terminal.
         console = console or Console(file=os.fdopen(os.dup(2), "w", buffering=1), highlight=False)
@@ -40,7 +40,16 @@ class RichProgress(ProgressHooks):
         self.bar.update(self.task, total=1, completed=1, status=f"ready in {seconds:.1f} s")
 
     def run_started(self, planned: int | None) -> None:
-        self.task = self.bar.add_task("requests", total=planned, status="")
+        self.task = self.bar.add_task(getattr(self, "_probe_label", "requests"), total=planned, status="")
+        self.failed = 0
+
+    def probe_started(self, index: int, phase: str, load: float, mode: str, planned: int) -> None:
+        unit = "users" if mode == "concurrency" else "req/s"
+        self._probe_label = f"probe {index + 1} ({phase}) at {load:g} {unit}"
+
+    def probe_done(self, probe: Any) -> None:
+        verdict = "[green]pass[/]" if probe.passed else f"[red]fail[/]: {probe.reason}"
+        self.bar.update(self.task, status=verdict)
 
     def request_done(self, record: RequestRecord) -> None:
         if record.warmup:
@@ -128,3 +137,28 @@ def print_quality(console: Console, summary: Any, worst: int = 5) -> None:
         for p in s.failing[:worst]:
             table.add_row(p.id, f"{p.score:.2f}", p.prompt[-120:], p.answer[:160], (p.reference or "")[:120])
         console.print(table)
+
+
+def print_capacity(console: Console, result: Any) -> None:
+    unit = "users" if result.mode == "concurrency" else "req/s"
+    table = Table(title=f"capacity probes: {result.workload} on {result.deployment}", title_justify="left")
+    keys = [k for k in dict.fromkeys(k for p in result.probes for k in p.slo_observed) if not k.startswith("error")]
+    for col in ("#", "phase", f"load ({unit})", "done", "served req/s", "errors",
+                *(k.replace("_ms.", " ") + " ms" for k in keys), "verdict"):
+        table.add_column(col, overflow="fold")
+    for p in result.probes:
+        table.add_row(str(p.index + 1), p.phase, f"{p.load:g}", f"{p.completed}/{p.requests}",
+                      _fmt(p.achieved_rps, 2), f"{(p.error_rate or 0):.1%}",
+                      *(_fmt(p.slo_observed.get(k), 0) for k in keys),
+                      "[green]pass[/]" if p.passed else f"[red]fail[/] {p.reason or ''}")
+    console.print(table)
+    console.print(f"requests per probe: {result.requests_per_probe} ({result.sample_rule})")
+    if result.capacity_load is None:
+        console.print(f"[red]no capacity[/] ({result.status}): {result.reason}")
+        return
+    bracket = (f"; the next probe above, {result.failed_load:g} {unit}, failed (bracket "
+               f"{result.precision_reached:.1%}, asked {result.precision_asked:.0%})"
+               if result.failed_load is not None else "")
+    console.print(f"[bold]capacity {result.capacity_load:g} {unit}[/] → {result.capacity_rps:.3f} req/s served, "
+                  f"{_fmt(result.capacity_output_tps)} output tok/s{bracket}"
+                  + (f"\n[yellow]{result.reason}[/]" if result.reason else ""))

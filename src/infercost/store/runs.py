@@ -32,10 +32,12 @@ def utc_now() -> str:
 class RunWriter:
     """Writes one run. Status moves running → completed | failed | interrupted; the manifest always says which."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], records: str = "requests"):
+    def __init__(self, directory: Path, manifest: dict[str, Any], records: str = "requests",
+                 summary_name: str | None = None):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=False)
         self.records = records
+        self.summary_name = summary_name or ("summary.json" if records == "requests" else f"{records}.json")
         self.manifest = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest}
         _write_json(self.dir / "manifest.json", self.manifest)
         self._jsonl = (self.dir / f"{records}.jsonl").open("a", encoding="utf-8")
@@ -55,7 +57,7 @@ class RunWriter:
         if not frame.empty:
             frame.to_parquet(self.dir / f"{self.records}.parquet", index=False)
         if summary is not None:
-            _write_json(self.dir / ("summary.json" if self.records == "requests" else f"{self.records}.json"), summary)
+            _write_json(self.dir / self.summary_name, summary)
         self.update(status=status, ended_at=utc_now(), **fields)
 
 
@@ -63,7 +65,8 @@ class RunStore:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
 
-    def new_run(self, name: str, manifest: dict[str, Any], records: str = "requests") -> RunWriter:
+    def new_run(self, name: str, manifest: dict[str, Any], records: str = "requests",
+                summary_name: str | None = None) -> RunWriter:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         base = f"{stamp}-{_slug(name)}"
         candidate, n = self.root / base, 1
@@ -71,7 +74,7 @@ class RunStore:
             n += 1
             candidate = self.root / f"{base}-{n}"
         self.root.mkdir(parents=True, exist_ok=True)
-        return RunWriter(candidate, manifest, records)
+        return RunWriter(candidate, manifest, records, summary_name)
 
     def runs(self) -> list[Path]:
         if not self.root.is_dir():

@@ -1,0 +1,81 @@
+"""The search itself, independent of how a probe is run (a measured run here, a simulation for projections): grow the
+load geometrically until a probe fails, then bisect the bracket [highest pass, lowest fail] until it is within the
+precision asked. It assumes that more load never makes latency better, which holds for a stable server in steady
+state; each probe is kept, so a reader can see where noise made the bracket move."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from infercost.capacity.result import CapacityOptions, Probe
+
+ProbeFn = Callable[[float, str, int], Awaitable[Probe]]  # (load, phase, index) -> probe
+
+
+@dataclass
+class SearchOutcome:
+    status: str  # found | at_max | below_min | probe_limit
+    best: float | None
+    failed: float | None
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float | None:
+        if self.best is None or self.failed is None:
+            return None
+        return (self.failed - self.best) / self.best
+
+
+async def search_capacity(probe: ProbeFn, options: CapacityOptions) -> SearchOutcome:
+    integer = options.mode == "concurrency"
+    out = SearchOutcome("found", None, None)
+
+    def done_bracket() -> bool:
+        if out.best is None or out.failed is None:
+            return False
+        if integer:
+            return out.failed - out.best <= 1
+        return (out.failed - out.best) / out.best <= options.precision
+
+    async def run(load: float, phase: str) -> bool:
+        p = await probe(load, phase, len(out.probes))
+        out.probes.append(p)
+        if p.passed:
+            out.best = load if out.best is None else max(out.best, load)
+        else:
+            out.failed = load if out.failed is None else min(out.failed, load)
+        return p.passed
+
+    load = options.start or 1.0
+    if integer:
+        load = max(1, round(load))
+    if await run(load, "grow"):
+        while out.failed is None:
+            if load >= options.max_load:
+                out.status = "at_max"
+                return out
+            if len(out.probes) >= options.max_probes:
+                out.status = "probe_limit"
+                return out
+            load = min(load * 2, options.max_load)
+            await run(load, "grow")
+    else:
+        while out.best is None:
+            smaller = math.floor(load / 2) if integer else load / 2
+            if smaller < max(options.min_load, 1 if integer else 0) or len(out.probes) >= options.max_probes:
+                out.status = "below_min" if len(out.probes) < options.max_probes else "probe_limit"
+                return out
+            load = smaller
+            await run(load, "shrink")
+
+    while not done_bracket():
+        if len(out.probes) >= options.max_probes:
+            out.status = "probe_limit"
+            return out
+        mid = (out.best + out.failed) / 2
+        if integer:
+            mid = math.floor(mid)
+        await run(mid, "bisect")
+    return out

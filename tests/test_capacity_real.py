@@ -1,0 +1,62 @@
+"""Capacity search on the real vLLM CPU engine with the bundled SmolLM2 and the chat workload: every probe is a
+real run, the capacity probe meets every SLO, and the probe just above it does not (or the bracket reached the
+precision asked)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infercost.capacity import CapacityOptions
+from infercost.capacity.measured import load_capacity, measure_capacity
+from infercost.spec import load_deployment, load_workload
+from infercost.store import RunStore, load_run
+
+from conftest import WORKLOADS
+
+pytest.importorskip("vllm")
+
+
+@pytest.fixture(scope="module")
+def capacity(tmp_path_factory, smollm2_dir):
+    import asyncio
+
+    workload = load_workload(WORKLOADS / "chat-support.yaml", ["sampling.max_tokens=16"])
+    deployment = load_deployment(None, ["gpu_memory_utilization=0.15"])
+    options = CapacityOptions(precision=0.25, tail_samples=1, min_requests=20, min_duration_s=5, max_probes=8)
+    root = tmp_path_factory.mktemp("capacity")
+    return asyncio.run(measure_capacity(workload, deployment, RunStore(root), options)), workload
+
+
+def test_capacity_probe_meets_the_slo_and_the_next_one_up_does_not(capacity):
+    result, workload = capacity
+    assert result.status == "found", result.reason
+    assert result.kind == "measured" and result.capacity_rps == result.capacity_load > 0
+    best = result.best_probe()
+    assert best.passed and best.stopped_early is None
+    run = load_run(best.run_dir)  # the probe's own stored run agrees: every SLO check passed
+    assert run.summary["slo_met"] is True
+    assert run.summary["requests"] >= result.requests_per_probe == 20
+    assert all(c["passed"] for c in run.summary["slo_checks"])
+    above = [p for p in result.probes if p.load > best.load]
+    assert above and all(not p.passed for p in above if p.load == result.failed_load)
+    assert (result.failed_load - best.load) / best.load <= 0.25  # the bracket reached the precision asked
+    failing = next(p for p in result.probes if p.load == result.failed_load)
+    assert failing.reason  # why it failed: an SLO check or an early stop
+    if failing.run_dir:
+        failed_run = load_run(failing.run_dir)
+        assert failed_run.summary["slo_met"] is False or failed_run.manifest.get("stopped_early")
+
+
+def test_every_probe_is_kept_with_provenance(capacity):
+    result, workload = capacity
+    cap_dir = Path(result.provenance["capacity_dir"])
+    assert load_capacity(cap_dir) == result
+    assert len(list((cap_dir / "probes").iterdir())) == len(result.probes)
+    manifest = json.loads((cap_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["kind"] == "capacity"
+    assert manifest["versions"]["vllm"] and manifest["hardware"]["cpu_usable_cores"] >= 1
+    assert result.provenance["engine"]["engine"] == "vllm"
+    assert result.tags == workload.tags.as_dict() and result.tags["team"]
+    for p in result.probes:
+        assert load_run(p.run_dir).manifest["workload"]["traffic"]["rate"] == p.load

@@ -1,0 +1,105 @@
+"""The capacity search algorithm and its probe guards. The search is driven here by a probe function with a known
+threshold (a load at or below it passes): the search is pure logic over probe verdicts, and this is the one way to
+know the right answer exactly. The real search on vLLM is in test_capacity_real."""
+
+import asyncio
+
+import pytest
+
+from infercost.capacity import CapacityOptions, Probe
+from infercost.capacity.guards import QueueGrowth, SloAlreadyLost, first_of
+from infercost.capacity.result import sample_rule, strictest_percentile
+from infercost.capacity.search import search_capacity
+from infercost.loadgen.records import RequestRecord
+from infercost.spec.workload import SLO
+
+
+def threshold_probe(threshold: float):
+    async def probe(load: float, phase: str, index: int) -> Probe:
+        return Probe(index=index, phase=phase, load=load, passed=load <= threshold)
+
+    return probe
+
+
+def run(threshold, **options):
+    return asyncio.run(search_capacity(threshold_probe(threshold), CapacityOptions(**options)))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 1.0, 2.9, 7.3, 40.0])
+def test_rate_search_brackets_the_threshold_within_precision(threshold):
+    out = run(threshold, precision=0.05)
+    assert out.status == "found"
+    assert out.best <= threshold < out.failed
+    assert (out.failed - out.best) / out.best <= 0.05
+    passed = [p.load for p in out.probes if p.passed]
+    failed = [p.load for p in out.probes if not p.passed]
+    assert max(passed) == out.best and min(failed) == out.failed
+    phases = [p.phase for p in out.probes]
+    assert phases[0] == "grow" and ("shrink" in phases) == (threshold < 1.0)
+
+
+def test_doubling_then_bisection_sequence():
+    out = run(5.0, precision=0.1)
+    assert [p.load for p in out.probes] == [1, 2, 4, 8, 6, 5, 5.5]  # stops once (5.5 - 5) / 5 <= 0.1
+    assert [p.phase for p in out.probes] == ["grow"] * 4 + ["bisect"] * 3
+
+
+def test_concurrency_search_is_over_whole_users():
+    out = run(6, mode="concurrency")
+    assert out.best == 6 and out.failed == 7
+    assert all(float(p.load).is_integer() for p in out.probes)
+
+
+def test_limits_are_reported_not_hidden():
+    assert run(1e9, max_load=64).status == "at_max"
+    out = run(0.001, min_load=0.05)
+    assert out.status == "below_min" and out.best is None
+    out = run(5.0, precision=0.001, max_probes=6)
+    assert out.status == "probe_limit" and len(out.probes) == 6 and out.best <= 5.0 < out.failed
+
+
+def test_sample_rule():
+    slo = SLO(ttft_ms={"p95": 500}, tpot_ms={"p50": 100})
+    assert strictest_percentile(slo) == 0.95
+    assert sample_rule(CapacityOptions(), slo)[0] == 200  # 10 / (1 - 0.95)
+    assert sample_rule(CapacityOptions(), SLO(ttft_ms={"p99": 500}))[0] == 1000
+    assert sample_rule(CapacityOptions(tail_samples=2), slo)[0] == 40
+    assert sample_rule(CapacityOptions(tail_samples=1, min_requests=30), slo)[0] == 30
+    assert sample_rule(CapacityOptions(requests=7), slo)[0] == 7
+    assert sample_rule(CapacityOptions(), SLO(e2e_ms={"max": 9000}))[0] == 20
+
+
+class _Gen:
+    """The load generator's state as the guards see it (records and requests in flight, at a given time)."""
+
+    def __init__(self, now, records=(), in_flight=()):
+        self._now, self.records = now, list(records)
+        self.in_flight = {r.index: r for r in in_flight}
+
+    def now(self):
+        return self._now
+
+
+def _rec(i, sent, first=None, end=None):
+    r = RequestRecord(request_id=str(i), index=i, warmup=False, scheduled_s=sent)
+    r.sent_s, r.first_token_s, r.end_s = sent, first, end
+    return r
+
+
+def test_slo_already_lost_counts_finished_and_waiting_requests():
+    guard = SloAlreadyLost(SLO(ttft_ms={"p90": 1000}), planned=20)  # p90 over 20 allows 2 over the bound
+    slow = [_rec(i, 0.0, 1.5, 2.0) for i in range(2)]
+    assert guard(_Gen(3.0, slow)) is None
+    waiting = _rec(5, 1.0)  # no first token after 1.5 s: already over the bound
+    reason = guard(_Gen(2.5, slow, [waiting]))
+    assert reason and "ttft_ms p90" in reason and "allowed 2" in reason
+    assert guard(_Gen(1.5, slow, [waiting])) is None  # 0.5 s waiting is not over yet
+    assert SloAlreadyLost(SLO(tpot_ms={"p95": 10}), 20)(_Gen(99, slow)) is None  # TPOT is not judged early
+    assert SloAlreadyLost(SLO(e2e_ms={"max": 1500}), 20)(_Gen(3, slow)) is not None
+
+
+def test_queue_growth_and_first_of():
+    gen = _Gen(1.0, in_flight=[_rec(i, 0.0) for i in range(5)])
+    assert QueueGrowth(5)(gen) is None
+    assert "5 requests in flight" in QueueGrowth(4)(gen)
+    assert first_of(QueueGrowth(10), QueueGrowth(4))(gen).startswith("over-saturated")
