@@ -243,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--json", action="store_true")
     cap.set_defaults(func=cmd_capacity)
 
+    from infercost.cli_cost import add_parsers as add_cost_parsers
+
+    add_cost_parsers(sub)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
     schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")
     schema.add_argument("--output", "-o")

@@ -193,6 +193,29 @@ class Demand(Spec):
         return v
 
 
+class Budget(Spec):
+    """A monthly budget for this workload and the shares of it at which to warn and to call it breached."""
+
+    monthly: float = Field(gt=0)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    warn_at: float = Field(default=0.8, gt=0)
+    breach_at: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Budget":
+        if self.warn_at > self.breach_at:
+            raise ValueError(f"warn_at ({self.warn_at}) must not exceed breach_at ({self.breach_at})")
+        return self
+
+
+class Value(Spec):
+    """What one served request is worth to the business (e.g. support cost saved per resolved ticket)."""
+
+    per_request: float = Field(ge=0)
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    basis: str | None = Field(default=None, description="how the value was estimated")
+
+
 class Workload(Spec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str | None = None
@@ -205,6 +228,8 @@ class Workload(Spec):
     slo: SLO = Field(default_factory=SLO)
     demand: Demand = Field(default_factory=Demand)
     quality: QualitySpec | None = None
+    budget: Budget | None = None
+    value: Value | None = None
 
     _source_dir: Path | None = PrivateAttr(default=None)
 

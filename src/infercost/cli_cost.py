@@ -1,0 +1,170 @@
+"""`infercost catalog` and `infercost cost`: the price catalog, and measured capacity turned into money."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from infercost.errors import InputError
+
+
+def _catalog(args):
+    from infercost.cost.catalog import load_catalog
+
+    return load_catalog(args.catalog or (), builtin=not getattr(args, "no_builtin", False))
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from infercost.report.cost_console import offers_table, token_prices_table
+
+    console = Console(highlight=False)
+    if args.action == "validate":
+        from infercost.cost.catalog import load_catalog
+
+        catalog = load_catalog([*(args.catalog or ()), *args.files], builtin=not args.files)
+        print(f"ok: {len(catalog.offers)} offers, {len(catalog.token_prices)} token prices "
+              f"({', '.join(catalog.sources)})")
+        return 0
+    catalog = _catalog(args)
+    offers = catalog.find(provider=args.provider, region=args.region, accelerator=args.accelerator, sku=args.sku,
+                          min_vcpus=args.min_vcpus, min_ram_gb=args.min_ram_gb)
+    offers.sort(key=lambda o: (o.accelerator, o.on_demand_hourly))
+    prices = [t for t in catalog.token_prices if args.provider in (None, t.provider)]
+    if args.action == "show":
+        if not offers and not prices:
+            raise InputError("no catalog row matches the filters", field="catalog show")
+        for item in [*offers, *(prices if args.sku is None else [p for p in prices if p.model == args.sku])]:
+            print(json.dumps(item.model_dump(mode="json"), indent=2))
+        return 0
+    if args.json:
+        print(json.dumps({"offers": [o.model_dump(mode="json") for o in offers],
+                          "token_prices": [t.model_dump(mode="json") for t in prices]}, indent=2))
+        return 0
+    if offers:
+        console.print(offers_table(offers))
+    if prices and args.accelerator is None and args.sku is None:
+        console.print(token_prices_table(prices))
+    console.print(f"{len(offers)} offers, {len(prices)} token prices; sources: {', '.join(catalog.sources)}")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from infercost.cost.catalog import PRICING_MODELS
+    from infercost.cost.finops import budget_status, showback, value_figures
+    from infercost.cost.focus import write_focus
+    from infercost.cost.inputs import load_priced_input
+    from infercost.cost.onprem import OnPremServer
+    from infercost.cost.placement import matching_offers
+    from infercost.cost.pricing import FleetPolicy, api_cost_row, cost_rows
+    from infercost.report.cost_console import print_cost
+    from infercost.spec.loader import read_yaml, validate
+
+    console = Console(highlight=False)
+    catalog = _catalog(args)
+    pricing = tuple(args.pricing.split(",")) if args.pricing else PRICING_MODELS
+    for p in pricing:
+        if p not in PRICING_MODELS:
+            raise InputError(f"unknown pricing model {p!r}: expected {', '.join(PRICING_MODELS)}", field="--pricing")
+    policy = validate(FleetPolicy, {k: v for k, v in {
+        "target_utilisation": args.utilisation, "min_replicas": args.min_replicas, "scale_step": args.scale_step,
+        "autoscale": False if args.no_autoscale else None}.items() if v is not None}, source="command line")
+    onprem = [validate(OnPremServer, read_yaml(f), source=f).offer() for f in args.onprem or ()]
+    all_rows, outputs = [], []
+    for path in args.results:
+        item = load_priced_input(path)
+        filters = {k: getattr(args, k) for k in ("provider", "region", "accelerator", "sku") if getattr(args, k)}
+        if filters:
+            offers, selection = catalog.find(**filters), "offers chosen by the filters given: " + ", ".join(
+                f"{k} {v}" for k, v in filters.items())
+        else:
+            offers, selection = matching_offers(catalog, item.throughput.hardware, item.throughput.engine,
+                                                item.peak_rss_bytes, item.gpus_used)
+        offers = [*offers, *onprem]
+        if not offers:
+            raise InputError(f"no catalog offer to price this result on ({selection})", source=str(path))
+        rows = cost_rows(item.throughput, offers, item.workload.demand, policy, pricing)
+        rows.sort(key=lambda r: r.cost_per_1k_requests)
+        rows = rows[: args.top] if args.top else rows
+        api_rows = []
+        for spec in args.api or ():
+            provider, _, model = spec.partition("/")
+            price = catalog.token_price(provider, model)
+            if price is None:
+                raise InputError(f"no token price for {spec!r} (see `infercost catalog list`)", field="--api")
+            if item.throughput.mean_input_tokens is None or item.throughput.mean_output_tokens is None:
+                raise InputError("the result has no token counts to price an API with", source=str(path))
+            api_rows.append(api_cost_row(price, item.workload.name, item.throughput.tags,
+                                         item.throughput.mean_input_tokens, item.throughput.mean_output_tokens,
+                                         item.workload.demand, args.cached_share,
+                                         token_source=f"measured in {item.throughput.evidence}"))
+        shown = rows + sorted(api_rows, key=lambda r: r.cost_per_1k_requests)
+        budget = {}
+        if item.workload.budget is not None:
+            budget = {i: budget_status(r.monthly_cost, item.workload.budget) for i, r in enumerate(shown)
+                      if r.monthly_cost is not None}
+        value = []
+        if item.workload.value is not None:
+            for r in [rows[0]] if rows else []:
+                value.append((r, value_figures(r, item.workload.value)))
+            for r in api_rows[:1]:
+                value.append((r, value_figures(r, item.workload.value)))
+        all_rows += shown
+        outputs.append({"input": str(path), "selection": selection, "rows": [r.model_dump(mode="json") for r in shown],
+                        "budget": {str(i): b.model_dump() for i, b in budget.items()},
+                        "value": [dict(sku=r.sku, pricing=r.pricing, **v.model_dump()) for r, v in value]})
+        if not args.json:
+            t = item.throughput
+            print_cost(console, shown, f"cost of {t.workload} on {t.deployment} ({t.kind}: {t.capacity_rps:.3g} "
+                                       f"req/s per replica)", selection, t.basis, budget, value)
+    if args.showback:
+        frame = showback(all_rows, args.showback.split(","), pricing=pricing[0])
+        outputs.append({"showback": json.loads(frame.to_json(orient="records"))})
+        if not args.json:
+            console.print(f"showback by {args.showback} ({pricing[0].replace('_', ' ')}; each workload's cheapest "
+                          f"row, not the alternatives beside it):")
+            console.print(frame.to_string(index=False))
+    if args.focus:
+        frame = write_focus(all_rows, args.focus)
+        if not args.json:
+            console.print(f"FOCUS {len(frame)} rows: {args.focus}")
+    if args.json:
+        print(json.dumps(outputs, indent=2, default=str))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    cat = sub.add_parser("catalog", help="the price catalog: list, validate or show offers and token prices")
+    cat.add_argument("action", choices=["list", "validate", "show"])
+    cat.add_argument("files", nargs="*", help="validate: CSV files to check (default: the shipped catalog)")
+    cat.add_argument("--catalog", "-c", action="append", help="extra CSV with offers or token prices (repeatable)")
+    for flag in ("provider", "region", "accelerator", "sku"):
+        cat.add_argument(f"--{flag}")
+    cat.add_argument("--min-vcpus", type=float)
+    cat.add_argument("--min-ram-gb", type=float)
+    cat.add_argument("--json", action="store_true")
+    cat.set_defaults(func=cmd_catalog)
+
+    cost = sub.add_parser("cost", help="cost per 1k requests, per 1M tokens and per month from capacity results")
+    cost.add_argument("results", nargs="+", help="capacity result (or run) directories")
+    cost.add_argument("--catalog", "-c", action="append", help="extra CSV with offers or token prices")
+    for flag in ("provider", "region", "accelerator", "sku"):
+        cost.add_argument(f"--{flag}", help=f"price on offers with this {flag} (default: the hardware measured on)")
+    cost.add_argument("--pricing", help="comma-separated: on_demand,spot,reserved_1y,reserved_3y (default: all)")
+    cost.add_argument("--utilisation", type=float, help="target share of SLO capacity (headroom), default 1")
+    cost.add_argument("--min-replicas", type=int)
+    cost.add_argument("--scale-step", type=int)
+    cost.add_argument("--no-autoscale", action="store_true", help="provision for the peak around the clock")
+    cost.add_argument("--onprem", action="append", help="YAML describing an owned server (repeatable)")
+    cost.add_argument("--api", action="append", metavar="PROVIDER/MODEL",
+                      help="also price the measured token counts at a hosted model's prices (build vs buy)")
+    cost.add_argument("--cached-share", type=float, default=0.0, help="share of API input tokens billed as cached")
+    cost.add_argument("--top", type=int, default=12, help="cheapest N rows per result (0: all)")
+    cost.add_argument("--showback", metavar="TAG[,TAG]", help="group monthly cost by these tags")
+    cost.add_argument("--focus", type=Path, metavar="CSV", help="write projected monthly costs as FOCUS 1.2 CSV")
+    cost.add_argument("--json", action="store_true")
+    cost.set_defaults(func=cmd_cost)
