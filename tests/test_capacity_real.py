@@ -60,3 +60,36 @@ def test_every_probe_is_kept_with_provenance(capacity):
     assert result.tags == workload.tags.as_dict() and result.tags["team"]
     for p in result.probes:
         assert load_run(p.run_dir).manifest["workload"]["traffic"]["rate"] == p.load
+
+
+def test_cost_command_prices_the_measured_capacity(capacity, tmp_path):
+    import subprocess
+    import sys
+
+    result, workload = capacity
+    cap_dir = result.provenance["capacity_dir"]
+    focus = tmp_path / "focus.csv"
+    out = subprocess.run([sys.executable, "-m", "infercost", "cost", cap_dir, "--api", "openai/gpt-4o-mini",
+                          "--showback", "team", "--focus", str(focus), "--json", "--top", "0"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    priced = data[0]
+    assert "CPU instances" in priced["selection"]  # measured on this CPU machine: priced on CPU instances
+    rows = priced["rows"]
+    self_hosted = [r for r in rows if r["kind"] == "measured"]
+    assert self_hosted and all(r["accelerator"] == "none" for r in self_hosted)
+    for r in self_hosted:
+        assert r["capacity_rps"] == pytest.approx(result.capacity_rps)
+        assert r["cost_per_1k_requests"] == pytest.approx(r["hourly_price"] / (result.capacity_rps * 3600) * 1000)
+        assert r["tags"] == workload.tags.as_dict() and r["price_source"].startswith("http")
+        assert r["monthly_cost"] > 0 and r["replicas_at_peak"] >= 1
+    api = next(r for r in rows if r["kind"] == "api")
+    assert api["mean_output_tokens"] > 0 and api["monthly_cost"] > 0
+    assert priced["budget"] and {b["status"] for b in priced["budget"].values()} <= {"ok", "warn", "breach"}
+    assert priced["value"][0]["monthly_value"] > 0
+    assert data[1]["showback"][0]["team"] == workload.tags.team
+    assert focus.is_file() and "BilledCost" in focus.read_text().splitlines()[0]
+
+    bad = subprocess.run([sys.executable, "-m", "infercost", "cost", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no manifest.json" in bad.stderr and "Traceback" not in bad.stderr
