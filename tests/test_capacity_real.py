@@ -93,3 +93,20 @@ def test_cost_command_prices_the_measured_capacity(capacity, tmp_path):
 
     bad = subprocess.run([sys.executable, "-m", "infercost", "cost", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "no manifest.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_engine_steps_recovered_from_real_token_timestamps_fit_the_step_model(capacity):
+    """Calibration input from a real vLLM run: steps recovered from token timestamps, fitted by the step model."""
+    from infercost.projection.calibrate import Steps, fit, recover_steps
+    from infercost.projection.hardware import host_cpu
+    from infercost.projection.shape import load_shape
+
+    result, _ = capacity
+    runs = [load_run(p.run_dir) for p in result.probes]
+    steps = Steps.concat([recover_steps(r.requests) for r in runs])
+    assert len(steps) > 50
+    assert (steps.sequences >= 1).all() and (steps.duration > 0).all()
+    engine = result.provenance["engine"]
+    eff, stats = fit(steps, load_shape(engine["model_dir"]), host_cpu(), engine["dtype"])
+    assert stats["step_median_abs_rel_error"] < 0.3, stats
+    assert eff.step_overhead_s >= 0 and eff.per_seq_overhead_s >= 0

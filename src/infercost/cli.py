@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     from infercost.cli_cost import add_parsers as add_cost_parsers
 
     add_cost_parsers(sub)
+    from infercost.cli_project import add_parsers as add_project_parsers
+
+    add_project_parsers(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
     schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")

@@ -111,8 +111,9 @@ def load_workload(path: str | Path, overrides: list[str] = ()) -> Workload:
     return workload
 
 
-def load_deployment(path: str | Path | None, overrides: list[str] = ()) -> BaseModel:
-    data = read_yaml(path) if path else dict(DEFAULT_DEPLOYMENT)
+def load_deployment(path: str | Path | None, overrides: list[str] = (), default: dict | None = None) -> BaseModel:
+    """A deployment from YAML, or `default` (the bundled CPU deployment unless given) when there is no file."""
+    data = read_yaml(path) if path else dict(default or DEFAULT_DEPLOYMENT)
     for item in overrides:
         set_dotted(data, item, source="--set")
     return validate(_DEPLOYMENT, data, str(path) if path else "default deployment")

@@ -1,0 +1,144 @@
+"""Projected runs and capacity: the workload's arrivals and token lengths through the simulator, summarised and
+searched exactly like measured ones, and labelled as projected with the calibration used and its expected error."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import BaseModel
+
+from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
+from infercost.capacity.search import search_capacity
+from infercost.errors import InputError
+from infercost.loadgen.schedule import arrival_offsets
+from infercost.metrics import RunSummary, summarize
+from infercost.projection.hardware import Hardware
+from infercost.projection.memory import MemoryPlan, memory_plan
+from infercost.projection.shape import ModelShape
+from infercost.projection.simulate import SchedulerConfig, SimRequest, simulate
+from infercost.projection.steptime import Efficiency, StepModel
+from infercost.spec.workload import SyntheticPrompts, Workload
+from infercost.workload.requests import build_requests, draw_lengths
+
+MIN_PROJECTED_REQUESTS = 200  # simulated probes are cheap: enough requests for stable percentiles
+
+
+class Lengths(BaseModel):
+    """Token lengths per request (cycled), the shared prefix, and how they were obtained."""
+
+    prompt: list[int]
+    output: list[int]
+    prefix_tokens: int = 0
+    prefix_groups: int = 1
+    source: str
+
+
+def workload_lengths(workload: Workload, count_tokens: Callable[[str], int] | None = None) -> Lengths:
+    """Synthetic workloads: drawn from their distributions, as the load generator does. Prompt files: counted with
+    `count_tokens` when given (the model's tokenizer), else estimated at 4 characters per token; outputs at
+    max_tokens (an upper bound unless measured lengths are supplied instead)."""
+    src = workload.prompts
+    if isinstance(src, SyntheticPrompts):
+        rng = np.random.default_rng(workload.traffic.seed)
+        inputs = draw_lengths(src.input_tokens, src.count, rng)
+        outputs = draw_lengths(src.output_tokens, src.count, rng)
+        return Lengths(prompt=[int(x) + src.shared_prefix_tokens for x in inputs], output=[int(x) for x in outputs],
+                       prefix_tokens=src.shared_prefix_tokens, prefix_groups=src.prefix_groups,
+                       source="drawn from the workload's synthetic length distributions")
+    requests = build_requests(workload)
+    counter = count_tokens or (lambda text: max(1, math.ceil(len(text) / 4)))
+    overhead = 8 if workload.api == "chat" else 0  # chat template tokens around each message
+    prompt = [counter(r.text()) + overhead * len(r.messages or []) for r in requests]
+    how = "counted with the model's tokenizer" if count_tokens else "estimated at 4 characters per token"
+    return Lengths(prompt=prompt, output=[r.max_tokens for r in requests],
+                   source=f"prompts {how}; outputs at max_tokens (upper bound)")
+
+
+def measured_lengths(records: list[tuple[int, int]], source: str) -> Lengths:
+    return Lengths(prompt=[p for p, _ in records], output=[max(1, o) for _, o in records], source=source)
+
+
+class Projector:
+    """Everything needed to project one configuration on one hardware."""
+
+    def __init__(self, shape: ModelShape, hardware: Hardware, efficiency: Efficiency, *, dtype: str = "bfloat16",
+                 quantization: str | None = None, kv_cache_dtype: str = "auto", devices: int = 1,
+                 max_num_seqs: int = 256, max_num_batched_tokens: int | None = None,
+                 enable_prefix_caching: bool = True, memory_utilization: float = 0.9, block_size: int = 16,
+                 max_model_len: int = 4096, kv_capacity_tokens: int | None = None):
+        self.shape, self.hardware, self.efficiency = shape, hardware, efficiency
+        self.step = StepModel(shape, hardware, efficiency, dtype, quantization, kv_cache_dtype, devices)
+        self.memory: MemoryPlan = memory_plan(self.step, hardware, devices, memory_utilization, max_model_len)
+        self.scheduler = SchedulerConfig(
+            max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens or max(2048, max_model_len),
+            kv_capacity_tokens=kv_capacity_tokens or self.memory.kv_capacity_tokens,
+            enable_prefix_caching=enable_prefix_caching, block_size=block_size,
+        )
+        self.config = dict(model=shape.name, hardware=hardware.name, devices=devices, dtype=dtype,
+                           quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_num_seqs=max_num_seqs,
+                           max_num_batched_tokens=self.scheduler.max_num_batched_tokens,
+                           enable_prefix_caching=enable_prefix_caching)
+
+    def provenance(self, lengths: Lengths) -> dict[str, Any]:
+        return {"kind": "projected", "config": self.config, "model_shape": self.shape.model_dump(),
+                "hardware": self.hardware.model_dump(), "efficiency": self.efficiency.model_dump(),
+                "expected_error": self.efficiency.expected_error, "memory": self.memory.model_dump(),
+                "lengths": lengths.source}
+
+    def requests(self, lengths: Lengths, arrivals: np.ndarray, seed: int = 0) -> list[SimRequest]:
+        rng = np.random.default_rng(seed)
+        groups = rng.integers(0, lengths.prefix_groups, size=len(arrivals)) if lengths.prefix_tokens else None
+        n = len(lengths.prompt)
+        return [SimRequest(float(a), lengths.prompt[i % n], lengths.output[i % n],
+                           int(groups[i]) if groups is not None else None, lengths.prefix_tokens)
+                for i, a in enumerate(arrivals)]
+
+    def run(self, workload: Workload, lengths: Lengths, rate: float | None = None, requests: int | None = None,
+            arrivals: np.ndarray | None = None) -> RunSummary:
+        if not self.memory.fits:
+            raise InputError(f"does not fit: {self.memory.reason}", field="hardware")
+        t = workload.traffic
+        if arrivals is None:
+            if t.arrival == "concurrency" and rate is None:
+                raise InputError("projection needs open-loop traffic (a rate); closed-loop is not simulated",
+                                 field="traffic.arrival")
+            arrival = t.arrival if t.arrival != "concurrency" else "poisson"
+            n = requests or t.num_requests or MIN_PROJECTED_REQUESTS
+            arrivals = arrival_offsets(arrival, rate or t.rate, n, burstiness=t.burstiness, seed=t.seed)
+        return summarize(simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler), workload.slo)
+
+    async def capacity(self, workload: Workload, lengths: Lengths, options: CapacityOptions | None = None,
+                       ) -> CapacityResult:
+        options = options or CapacityOptions()
+        if options.mode != "rate":
+            raise InputError("projected capacity is searched over rates (open loop)", field="mode")
+        n, rule = sample_rule(options, workload.slo)
+        n = max(n, MIN_PROJECTED_REQUESTS)
+        plan = self.memory
+
+        async def probe(load: float, phase: str, index: int) -> Probe:
+            count = max(n, math.ceil(load * options.min_duration_s))
+            s = self.run(workload, lengths, rate=load, requests=count)
+            failed = [c for c in s.slo_checks if not c.passed]
+            reason = f"{failed[0].metric} {failed[0].stat} {failed[0].observed or 0:.4g} > {failed[0].bound:g}" \
+                if failed else None
+            return Probe(index=index, phase=phase, load=load, passed=bool(s.slo_met), reason=reason,
+                         requests=s.requests, completed=s.completed, error_rate=s.error_rate,
+                         achieved_rps=s.request_throughput_rps, output_tps=s.output_token_throughput_tps,
+                         slo_observed={f"{c.metric}.{c.stat}": c.observed for c in s.slo_checks})
+
+        base = dict(kind="projected", workload=workload.name, deployment=f"{self.shape.name} on "
+                    f"{self.config['devices']}x {self.hardware.name}", mode="rate", precision_asked=options.precision,
+                    requests_per_probe=n, sample_rule=f"{rule}; projected probes use at least "
+                    f"{MIN_PROJECTED_REQUESTS}", tags=workload.tags.as_dict(), provenance=self.provenance(lengths))
+        if not plan.fits:
+            return CapacityResult(**base, status="infeasible", capacity_load=None, capacity_rps=None,
+                                  capacity_output_tps=None, failed_load=None, precision_reached=None, probes=[],
+                                  reason=plan.reason)
+        out = await search_capacity(probe, options)
+        best = next((p for p in reversed(out.probes) if p.passed and p.load == out.best), None)
+        return CapacityResult(**base, status=out.status, capacity_load=out.best,
+                              capacity_rps=out.best, capacity_output_tps=best.output_tps if best else None,
+                              failed_load=out.failed, precision_reached=out.precision, probes=out.probes)

@@ -1,0 +1,77 @@
+"""How long one engine step takes. A step runs every scheduled sequence forward once: decoding sequences one token
+each, prefilling ones a chunk of their prompt. It reads the weights once and each sequence's KV cache, and does
+2 x active parameters FLOPs per token plus attention. Its time is a roofline with overheads:
+
+    step = fixed overhead + per-sequence overhead x sequences
+           + max(bytes read / (peak bandwidth x bandwidth efficiency), FLOPs / (peak FLOP/s x compute efficiency))
+           + tensor-parallel all-reduce time
+
+The four efficiencies and overheads are what calibration fits from measured runs."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from infercost.projection.hardware import Hardware
+from infercost.projection.shape import KV_BYTES, ModelShape, bytes_per_weight
+
+
+class Efficiency(BaseModel):
+    bandwidth: float = Field(gt=0, le=5, description="achieved share of peak memory bandwidth (above 1: the engine beats the probe)")
+    compute: float = Field(gt=0, le=5, description="achieved share of peak dense FLOP/s (above 1: the engine beats the probe)")
+    step_overhead_s: float = Field(ge=0)
+    per_seq_overhead_s: float = Field(ge=0)
+    expected_error: float = Field(gt=0, description="typical relative error of projections with these values")
+    source: str
+
+
+# Uncalibrated GPUs. Decode on vLLM reaches ~60-80% of HBM bandwidth (model bandwidth utilisation) and prefill
+# ~40-60% of dense tensor FLOP/s (model FLOPs utilisation); per-step scheduler/launch overhead is a few ms with
+# CUDA graphs. Without a calibration on that GPU the error band is wide.
+DEFAULT_GPU = Efficiency(
+    bandwidth=0.7, compute=0.5, step_overhead_s=0.004, per_seq_overhead_s=2e-5, expected_error=0.4,
+    source=("documented defaults, not calibrated on this GPU: bandwidth 70% of peak (MBU ~60-80% reported for "
+            "decode, Databricks 'LLM Inference Performance Engineering: Best Practices', 2023), compute 50% of "
+            "dense peak (MFU of large-batch prefill), 4 ms step overhead; expected error +-40%"),
+)
+DEFAULT_CPU = Efficiency(
+    bandwidth=0.5, compute=0.5, step_overhead_s=0.01, per_seq_overhead_s=0.001, expected_error=0.5,
+    source="uncalibrated CPU defaults (run `infercost calibrate` on this machine); expected error +-50%",
+)
+
+
+class StepModel:
+    """Step times for one model, precision and hardware. Plain float arithmetic so that it projects >10k configs/s."""
+
+    def __init__(self, shape: ModelShape, hardware: Hardware, efficiency: Efficiency, dtype: str = "bfloat16",
+                 quantization: str | None = None, kv_cache_dtype: str = "auto", tensor_parallel: int = 1):
+        self.shape, self.hardware, self.eff, self.tp = shape, hardware, efficiency, tensor_parallel
+        self.weight_bytes = shape.weight_bytes(quantization or dtype)
+        kv = KV_BYTES.get(kv_cache_dtype) if kv_cache_dtype != "auto" else None
+        self.kv_dtype_bytes = kv or min(bytes_per_weight(dtype), 4.0)
+        self.kv_per_token = shape.kv_bytes_per_token(self.kv_dtype_bytes)
+        self.flops_per_token = 2.0 * shape.active_params
+        self.attn_unit = 4.0 * shape.layers * shape.heads * shape.head_dim  # FLOPs per (query token x context)
+        self._bw = hardware.bandwidth_gbps * 1e9 * efficiency.bandwidth * tensor_parallel
+        self._fl = hardware.peak_tflops(dtype, quantization) * 1e12 * efficiency.compute * tensor_parallel
+        link = (hardware.interconnect_gbps or 0) * 1e9
+        # all-reduce of the hidden state twice per layer; ring: 2 (tp-1)/tp of the data crosses each link
+        self._comm_per_token = (0.0 if tensor_parallel == 1 or not link else
+                                2 * shape.layers * 2 * shape.hidden * 2.0 * 2 * (tensor_parallel - 1)
+                                / tensor_parallel / link)
+
+    def step_time(self, sequences: int, tokens: int, kv_read_tokens: float, attention_pairs: float) -> float:
+        """`kv_read_tokens`: cached tokens whose KV the step reads (sum over sequences); `attention_pairs`: sum over
+        new tokens of the context each attends to."""
+        bytes_read = self.weight_bytes + kv_read_tokens * self.kv_per_token
+        flops = self.flops_per_token * tokens + self.attn_unit * attention_pairs
+        return (self.eff.step_overhead_s + self.eff.per_seq_overhead_s * sequences
+                + max(bytes_read / self._bw, flops / self._fl) + self._comm_per_token * tokens)
+
+    def decode_step(self, batch: int, mean_context: float) -> float:
+        return self.step_time(batch, batch, batch * mean_context, batch * mean_context)
+
+    def prefill_time(self, prompt_tokens: int, cached_tokens: int = 0) -> float:
+        new = prompt_tokens - cached_tokens
+        pairs = new * cached_tokens + new * (new + 1) / 2
+        return self.step_time(1, new, prompt_tokens, pairs)
