@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     from infercost.cli_project import add_parsers as add_project_parsers
 
     add_project_parsers(sub)
+    from infercost.cli_search import add_parsers as add_search_parsers
+
+    add_search_parsers(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a spec")
     schema.add_argument("kind", choices=["workload", "deployment"], nargs="?", default="workload")

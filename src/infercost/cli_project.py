@@ -157,8 +157,9 @@ def cmd_project(args: argparse.Namespace) -> int:
 
         catalog = load_catalog(args.catalog or ())
         acc = projector.hardware.name
-        offers = catalog.find(accelerator=acc, accelerator_count=projector.config["devices"]) \
-            if acc != "host-cpu" else []
+        from infercost.cost.placement import accelerator_offers
+
+        offers = accelerator_offers(catalog, acc, projector.config["devices"]) if acc != "host-cpu" else []
         tp = Throughput(kind="projected", capacity_rps=capacity.capacity_rps,
                         mean_input_tokens=summary.mean_input_tokens if summary else None,
                         mean_output_tokens=summary.mean_output_tokens if summary else None,

@@ -40,3 +40,25 @@ def matching_offers(catalog: Catalog, hardware: dict[str, Any], engine: dict[str
     offers = catalog.find(accelerator="none", min_vcpus=cores, min_ram_gb=ram_gb)
     return offers, (f"measured on {cores} CPU cores ({hardware.get('cpu_model')}): priced on CPU instances with "
                     f">= {cores} vCPUs and >= {ram_gb:.1f} GB RAM (peak RSS + 25%), assuming the same speed per vCPU")
+
+
+def accelerator_offers(catalog: Catalog, accelerator: str, devices: int = 1) -> list[Offer]:
+    """Offers that can host a replica of `devices` accelerators. An instance with a multiple of that many (an 8-GPU
+    node for 1, 2 or 4-GPU replicas) hosts several replicas; each is priced at its share of the instance."""
+    out = []
+    for o in catalog.find(accelerator=accelerator):
+        if o.accelerator_count < devices or o.accelerator_count % devices:
+            continue
+        if o.accelerator_count == devices:
+            out.append(o)
+            continue
+        share = devices / o.accelerator_count
+        scale = lambda v: None if v is None else v * share  # noqa: E731
+        out.append(o.model_copy(update={
+            "sku": f"{o.sku} ({devices} of {o.accelerator_count} GPUs)", "accelerator_count": devices,
+            "on_demand_hourly": o.on_demand_hourly * share, "spot_hourly": scale(o.spot_hourly),
+            "reserved_1y_hourly": scale(o.reserved_1y_hourly), "reserved_3y_hourly": scale(o.reserved_3y_hourly),
+            "notes": f"{o.accelerator_count // devices} replicas per instance, each priced at {share:.3g} of it; "
+                     + (o.notes or ""),
+        }))
+    return out

@@ -17,22 +17,23 @@ from infercost.projection.shape import KV_BYTES, ModelShape, bytes_per_weight
 
 
 class Efficiency(BaseModel):
-    bandwidth: float = Field(gt=0, le=5, description="achieved share of peak memory bandwidth (above 1: the engine beats the probe)")
-    compute: float = Field(gt=0, le=5, description="achieved share of peak dense FLOP/s (above 1: the engine beats the probe)")
+    # shares of the hardware's peaks; above 1 is possible against a measured CPU probe the engine's kernels beat
+    bandwidth: float = Field(gt=0, le=5, description="achieved share of peak memory bandwidth")
+    compute: float = Field(gt=0, le=5, description="achieved share of peak dense FLOP/s")
     step_overhead_s: float = Field(ge=0)
     per_seq_overhead_s: float = Field(ge=0)
     expected_error: float = Field(gt=0, description="typical relative error of projections with these values")
     source: str
 
 
-# Uncalibrated GPUs. Decode on vLLM reaches ~60-80% of HBM bandwidth (model bandwidth utilisation) and prefill
-# ~40-60% of dense tensor FLOP/s (model FLOPs utilisation); per-step scheduler/launch overhead is a few ms with
-# CUDA graphs. Without a calibration on that GPU the error band is wide.
+# Uncalibrated GPUs. Memory-bound decode typically reaches well over half of HBM bandwidth (the "model bandwidth
+# utilisation" of Databricks/MosaicML's inference guide) and large prefills about half of dense tensor FLOP/s; the
+# per-step scheduler and launch overhead is a few ms. Without a calibration on that GPU the error band is wide.
 DEFAULT_GPU = Efficiency(
     bandwidth=0.7, compute=0.5, step_overhead_s=0.004, per_seq_overhead_s=2e-5, expected_error=0.4,
-    source=("documented defaults, not calibrated on this GPU: bandwidth 70% of peak (MBU ~60-80% reported for "
-            "decode, Databricks 'LLM Inference Performance Engineering: Best Practices', 2023), compute 50% of "
-            "dense peak (MFU of large-batch prefill), 4 ms step overhead; expected error +-40%"),
+    source=("documented defaults, not calibrated on this GPU: bandwidth 70% of peak (model bandwidth utilisation, "
+            "see Databricks 'LLM Inference Performance Engineering: Best Practices', 2023), compute 50% of dense "
+            "peak (prefill FLOPs utilisation), 4 ms step overhead; expected error +-40%"),
 )
 DEFAULT_CPU = Efficiency(
     bandwidth=0.5, compute=0.5, step_overhead_s=0.01, per_seq_overhead_s=0.001, expected_error=0.5,

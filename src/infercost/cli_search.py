@@ -1,0 +1,141 @@
+"""`infercost optimize` and `infercost trials`: the Optuna search for the cheapest configuration that meets the
+quality and latency targets, and its trials as a table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from infercost.errors import InputError
+
+
+def load_study_spec(path: str, overrides: list[str] = ()):
+    from infercost.search.spec import StudySpec
+    from infercost.spec.loader import read_yaml, set_dotted, validate
+
+    data = read_yaml(path)
+    for item in overrides:
+        set_dotted(data, item, source="--study-set")
+    spec = validate(StudySpec, data, str(path))
+    spec._source_dir = Path(path).resolve().parent
+    return spec
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from infercost.cost.catalog import load_catalog
+    from infercost.search.evaluate import Evaluator
+    from infercost.search.results import baseline_config, summary, trials_frame
+    from infercost.search.study import default_storage, open_study, run_study
+    from infercost.spec import load_workload
+    from infercost.store import RunStore
+
+    spec = load_study_spec(args.study, args.study_set)
+    if args.n_trials:
+        spec.n_trials = args.n_trials
+    workload = load_workload(spec.resolve(spec.workload))
+    storage = args.storage or default_storage(args.results_dir, spec)
+    store = RunStore(Path(args.results_dir) / "studies" / (args.study_name or spec.name))
+    evaluator = Evaluator(spec, workload, store, load_catalog(args.catalog or ()))
+    console = Console(highlight=False, stderr=True)
+    best_cost = [None]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=args.quiet) as bar:
+        task = bar.add_task(f"study {spec.name} ({spec.mode})", total=spec.n_trials, best="")
+
+        def on_trial(trial, outcome, reused):
+            if outcome.status == "feasible" and outcome.objective is not None and (
+                    best_cost[0] is None or outcome.objective < best_cost[0]):
+                best_cost[0] = outcome.objective
+            bar.update(task, advance=1, best=f"best {best_cost[0]:.5f}" if best_cost[0] is not None else "")
+            verdict = outcome.status + ("" if outcome.status == "feasible" else f": {outcome.reason}")
+            bar.console.print(f"trial {trial.number}: {outcome.config.label()} → "
+                              f"{'%.5f' % outcome.objective if outcome.objective else '—'} ({verdict})"
+                              + (" [reused]" if reused else ""), markup=False)
+
+        from infercost.cli import _engine_output_to_stderr
+
+        with _engine_output_to_stderr():
+            study = open_study(spec, storage, args.study_name)
+            if spec.baseline is not None and "baseline" not in study.user_attrs:
+                outcome = asyncio.run(evaluator.evaluate(baseline_config(spec.baseline)))
+                study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
+            started = time.perf_counter()
+            study = run_study(spec, evaluator, storage, args.study_name, on_trial)
+    result = summary(study)
+    result["storage"] = storage
+    result["elapsed_s"] = time.perf_counter() - started
+    frame = trials_frame(study)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0 if result["best"] else 1
+    from infercost.report.search_console import print_study
+
+    print_study(Console(highlight=False), result, frame)
+    return 0 if result["best"] else 1
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from infercost.search.results import trials_frame
+    from infercost.search.study import default_storage, storage_for
+
+    import optuna
+
+    if args.storage:
+        storage = args.storage
+    else:
+        spec = load_study_spec(args.study)
+        storage = default_storage(args.results_dir, spec)
+    name = args.study_name
+    if name is None:
+        names = optuna.get_all_study_names(storage_for(storage))
+        if len(names) != 1:
+            raise InputError(f"give --study-name: the storage holds {names}", field="--study-name")
+        name = names[0]
+    try:
+        study = optuna.load_study(study_name=name, storage=storage_for(storage))
+    except KeyError:
+        raise InputError(f"no study named {name!r} in {storage}", field="--study-name") from None
+    frame = trials_frame(study)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+    if args.json:
+        print(frame.to_json(orient="records", indent=2))
+        return 0
+    with pd.option_context("display.max_rows", 500, "display.width", 200, "display.max_colwidth", 60):
+        cols = ["trial", "status", "kind", "model", "engine", "precision", "max_num_seqs", "prefix_caching",
+                "hardware", "devices", "pricing", "capacity_rps", "cost_per_1k", "quality", "reason"]
+        print(frame[cols].to_string(index=False) if not frame.empty else "no trials yet")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    opt = sub.add_parser("optimize", help="search for the cheapest configuration meeting quality and SLOs (Optuna)")
+    opt.add_argument("study", help="study YAML")
+    opt.add_argument("--storage", help="SQLAlchemy URL (default: sqlite file under results/studies/)")
+    opt.add_argument("--study-name", help="name in the storage (default: the study's name); share it across workers")
+    opt.add_argument("--n-trials", type=int, help="total trials wanted (finished ones count; resume tops up)")
+    opt.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
+    opt.add_argument("--catalog", "-c", action="append")
+    opt.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    opt.add_argument("--quiet", "-q", action="store_true")
+    opt.add_argument("--json", action="store_true")
+    opt.set_defaults(func=cmd_optimize)
+
+    tr = sub.add_parser("trials", help="the trials of a study as a table")
+    tr.add_argument("study", nargs="?", help="study YAML (to find its default storage)")
+    tr.add_argument("--storage")
+    tr.add_argument("--study-name")
+    tr.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    tr.add_argument("--csv", type=Path)
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_trials)

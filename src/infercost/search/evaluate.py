@@ -1,0 +1,246 @@
+"""One trial: screen the configuration without running it (memory, what the hardware supports, latency floors
+against the SLO), then measure it here or project it elsewhere, price it on the catalog, and check quality. Every
+outcome is a result with its reason, including engine failures."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from infercost.capacity.measured import measure_capacity
+from infercost.capacity.result import CapacityResult
+from infercost.cost.catalog import Catalog
+from infercost.cost.placement import accelerator_offers, matching_offers
+from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, cost_rows, throughput_from_capacity
+from infercost.errors import InputError
+from infercost.projection.analytic import estimate
+from infercost.projection.calibrate import load_calibration
+from infercost.projection.hardware import HOST, Hardware, get_hardware
+from infercost.projection.project import Lengths, Projector, workload_lengths
+from infercost.projection.shape import load_shape
+from infercost.projection.steptime import DEFAULT_CPU, DEFAULT_GPU
+from infercost.quality.evaluate import evaluate as evaluate_quality
+from infercost.search.space import TrialConfig
+from infercost.search.spec import StudySpec
+from infercost.spec.loader import deployment_adapter, validate
+from infercost.spec.workload import Workload
+from infercost.store import RunStore
+
+
+class TrialOutcome(BaseModel):
+    config: TrialConfig
+    status: Literal["feasible", "infeasible", "rejected"]  # rejected: screened out without running
+    reason: str | None = None
+    kind: Literal["measured", "projected"] | None = None
+    capacity_rps: float | None = None
+    ttft_p95_ms: float | None = None  # at the capacity probe
+    cost: CostRow | None = None
+    objective: float | None = None
+    quality_score: float | None = None
+    quality_met: bool | None = None
+    quality_source: str | None = None
+    constraints: dict[str, float] = Field(default_factory=dict)  # <= 0 means satisfied
+    binding: str | None = None
+    evidence: str | None = None
+    expected_error: float | None = None
+
+
+class QualityNotCached(Exception):
+    pass
+
+
+def _no_engine(_deployment: Any):
+    raise QualityNotCached
+
+
+class Evaluator:
+    def __init__(self, spec: StudySpec, workload: Workload, store: RunStore, catalog: Catalog,
+                 progress: Any = None):
+        self.spec, self.workload, self.store, self.catalog, self.progress = spec, workload, store, catalog, progress
+        self.quality_dir = Path(store.root) / "quality-cache"
+        self._lengths: dict[str, Lengths] = {}
+        self.calibration = load_calibration(spec.resolve(spec.calibration)) if spec.calibration else None
+
+    # ------------------------------------------------------------------ screening
+
+    def _hardware(self, cfg: TrialConfig) -> Hardware:
+        if cfg.hardware == "here":
+            if self.calibration is not None:
+                return Hardware.model_validate(self.calibration[1]["hardware"])
+            return get_hardware(HOST)
+        return get_hardware(cfg.hardware)
+
+    def _efficiency(self, cfg: TrialConfig):
+        if cfg.hardware == "here":
+            return self.calibration[0] if self.calibration else DEFAULT_CPU
+        return DEFAULT_GPU
+
+    def projector(self, cfg: TrialConfig, deployment: Any) -> Projector:
+        hw = self._hardware(cfg)
+        dtype = getattr(deployment, "dtype", "bfloat16")
+        dtype = "bfloat16" if dtype == "auto" else dtype
+        quant = cfg.precision if cfg.precision not in ("float32", "bfloat16", "float16", "none") else None
+        return Projector(load_shape(cfg.model), hw, self._efficiency(cfg), dtype=dtype, quantization=quant,
+                         kv_cache_dtype=cfg.kv_cache_dtype, devices=cfg.devices, max_num_seqs=cfg.max_num_seqs,
+                         max_num_batched_tokens=cfg.max_num_batched_tokens,
+                         enable_prefix_caching=cfg.enable_prefix_caching,
+                         memory_utilization=getattr(deployment, "gpu_memory_utilization", 0.9),
+                         max_model_len=getattr(deployment, "max_model_len", None) or 4096)
+
+    def lengths(self, model: str) -> Lengths:
+        if model not in self._lengths:
+            self._lengths[model] = workload_lengths(self.workload)
+        return self._lengths[model]
+
+    def screen(self, cfg: TrialConfig, projector: Projector) -> str | None:
+        """A reason to reject without running, or None."""
+        hw = projector.hardware
+        if cfg.hardware != "here" and cfg.engine == "transformers":
+            return "projection models continuous batching; the transformers engine batches statically"
+        if cfg.hardware != "here" and cfg.precision == "fp8" and "fp8" not in hw.tflops:
+            return f"fp8 needs fp8 tensor cores: {hw.name} has none"
+        if cfg.hardware != "here" and cfg.kv_cache_dtype.startswith("fp8") and "fp8" not in hw.tflops:
+            return f"an fp8 KV cache needs fp8 support: {hw.name} has none"
+        if cfg.hardware == "here" and cfg.engine == "vllm" and cfg.precision not in ("float32", "bfloat16",
+                                                                                      "float16"):
+            from infercost.engines.capabilities import capabilities
+
+            verdict = (capabilities().get("engines", {}).get("vllm", {}).get("quantization") or {}).get(
+                cfg.precision, "")
+            if str(verdict).startswith("no"):
+                return f"vLLM here cannot run {cfg.precision}: {verdict}"
+        if not projector.memory.fits:
+            return f"does not fit: {projector.memory.reason}"
+        lengths = self.lengths(cfg.model)
+        mean_in = sum(lengths.prompt) / len(lengths.prompt)
+        mean_out = sum(lengths.output) / len(lengths.output)
+        tpot_bound = min((self.workload.slo.tpot_ms or _Empty()).bounds().values() or [math.inf]) / 1e3
+        ttft_bound = min((self.workload.slo.ttft_ms or _Empty()).bounds().values() or [math.inf]) / 1e3
+        est = estimate(projector.step, projector.memory, mean_in, mean_out, cfg.max_num_seqs,
+                       tpot_bound if math.isfinite(tpot_bound) else None)
+        margin = 1 + projector.efficiency.expected_error  # reject only when the floor is over even at the error
+        if est.tpot_floor_s > tpot_bound * margin:
+            return f"TPOT floor {est.tpot_floor_s * 1e3:.0f} ms at batch 1 exceeds the SLO {tpot_bound * 1e3:g} ms"
+        if est.ttft_floor_s > ttft_bound * margin:
+            return f"TTFT floor {est.ttft_floor_s * 1e3:.0f} ms at zero load exceeds the SLO {ttft_bound * 1e3:g} ms"
+        return None
+
+    # ------------------------------------------------------------------ evaluation
+
+    async def evaluate(self, cfg: TrialConfig) -> TrialOutcome:
+        try:
+            deployment = validate(deployment_adapter(), cfg.deployment(self.spec.fixed), source=f"trial {cfg.label()}")
+        except InputError as exc:
+            return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
+        try:
+            projector = self.projector(cfg, deployment)
+        except InputError as exc:
+            return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
+        reason = self.screen(cfg, projector)
+        if reason:
+            return TrialOutcome(config=cfg, status="rejected", reason=reason)
+        measure = cfg.hardware == "here" and self.spec.mode in ("measure", "hybrid")
+        try:
+            if measure:
+                result = await measure_capacity(self.workload, deployment, self.store, self.spec.capacity,
+                                                self.progress)
+            else:
+                result = await projector.capacity(self.workload, self.lengths(cfg.model), self.spec.capacity)
+        except InputError as exc:
+            return TrialOutcome(config=cfg, status="infeasible", reason=str(exc))
+        except Exception as exc:  # an engine crash mid-search is this configuration's result, not the study's
+            return TrialOutcome(config=cfg, status="infeasible", reason=f"{type(exc).__name__}: {exc}"[:500])
+        return await self._priced(cfg, deployment, projector, result, measure)
+
+    async def _priced(self, cfg: TrialConfig, deployment: Any, projector: Projector, result: CapacityResult,
+                      measured: bool) -> TrialOutcome:
+        kind = "measured" if measured else "projected"
+        base = dict(config=cfg, kind=kind, evidence=result.provenance.get("capacity_dir"),
+                    expected_error=None if measured else projector.efficiency.expected_error)
+        if result.capacity_rps is None:
+            return TrialOutcome(**base, status="infeasible",
+                                reason=result.reason or f"no load meets the SLO ({result.status})")
+        best = result.best_probe()
+        ttft = best.slo_observed.get("ttft_ms.p95") if best else None
+        if measured:
+            tp = throughput_from_capacity(result)
+            offers, _ = matching_offers(self.catalog, tp.hardware, tp.engine, None, 1)
+        else:
+            lengths = self.lengths(cfg.model)
+            tp = Throughput(kind="projected", capacity_rps=result.capacity_rps,
+                            mean_input_tokens=sum(lengths.prompt) / len(lengths.prompt),
+                            mean_output_tokens=sum(lengths.output) / len(lengths.output), workload=self.workload.name,
+                            deployment=cfg.label(), basis=f"projected ({projector.efficiency.source})",
+                            tags=self.workload.tags.as_dict())
+            if cfg.hardware == "here":
+                from infercost.provenance import hardware
+
+                offers, _ = matching_offers(self.catalog, hardware(), {"device": "cpu"}, None, 1)
+            else:
+                offers = accelerator_offers(self.catalog, cfg.hardware, cfg.devices)
+        p = self.spec.space.placements
+        offers = [o for o in offers if (p.providers is None or o.provider in p.providers)
+                  and (p.regions is None or o.region in p.regions)]
+        rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
+        if not rows:
+            return TrialOutcome(**base, status="infeasible", capacity_rps=result.capacity_rps,
+                                reason=f"no catalog offer with a {cfg.pricing} price for {cfg.hardware}")
+        row = min(rows, key=lambda r: (r.cost_per_1k_requests, r.monthly_cost or 0))
+        objective = row.cost_per_1k_requests if self.spec.objective == "cost_per_1k_requests" else row.monthly_cost
+        outcome = TrialOutcome(**base, status="feasible", capacity_rps=result.capacity_rps, ttft_p95_ms=ttft,
+                               cost=row, objective=objective)
+        await self._quality(outcome, deployment, measured)
+        self._constraints(outcome)
+        return outcome
+
+    async def _quality(self, outcome: TrialOutcome, deployment: Any, measured: bool) -> None:
+        if not self.spec.constraints.quality or self.workload.quality is None or self.workload.quality.target is None:
+            return
+        factory = None if measured or self.spec.mode == "hybrid" else _no_engine
+        if outcome.config.hardware != "here" and self.spec.mode == "hybrid":
+            factory = _no_engine  # answers for other hardware come from the cache of the same model and precision
+        try:
+            kwargs = {} if factory is None else {"engine_factory": factory}
+            q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir, **kwargs)
+        except QualityNotCached:
+            outcome.quality_source = "not measured: no cached answers for this model and precision"
+            return
+        except Exception as exc:
+            outcome.quality_source = f"not measured: {type(exc).__name__}: {exc}"[:300]
+            return
+        outcome.quality_score = q.summary.mean_score
+        outcome.quality_met = q.summary.target_met
+        outcome.quality_source = ("answers cached" if q.summary.cache_hit else "answers generated") + \
+            f" on this machine ({q.summary.evaluated}/{q.summary.prompts} prompts)"
+
+    def _constraints(self, o: TrialOutcome) -> None:
+        c = {}
+        if o.quality_met is not None:
+            c["quality"] = 0.0 if o.quality_met else 1.0
+        if self.spec.constraints.min_capacity_rps:
+            c["min_capacity"] = self.spec.constraints.min_capacity_rps - (o.capacity_rps or 0)
+        budget = self.workload.budget
+        if self.spec.constraints.budget and budget is not None and o.cost and o.cost.monthly_cost is not None:
+            c["budget"] = o.cost.monthly_cost - budget.monthly
+        o.constraints = c
+        violated = [k for k, v in c.items() if v > 0]
+        if violated:
+            o.status, o.reason = "infeasible", "violates " + ", ".join(violated)
+            o.binding = violated[0]
+        elif c:
+            o.binding = max(c, key=lambda k: c[k])  # the tightest constraint (closest to its limit)
+        else:
+            o.binding = "SLO (capacity is where it stops holding)"
+
+
+class _Empty:
+    def bounds(self) -> dict[str, float]:
+        return {}
+
+
+def evaluate_sync(evaluator: Evaluator, cfg: TrialConfig) -> TrialOutcome:
+    return asyncio.run(evaluator.evaluate(cfg))

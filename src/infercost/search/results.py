@@ -1,0 +1,64 @@
+"""What a study found: the trials as a pandas table, the best configuration (or Pareto set), its savings against
+the baseline, and the rejected configurations with their reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from infercost.search.evaluate import TrialOutcome
+from infercost.search.space import TrialConfig
+from infercost.search.study import best, outcomes
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    rows = []
+    for t, o in outcomes(study):
+        c = o.config
+        rows.append({
+            "trial": t.number, "status": o.status, "kind": o.kind, "model": c.model, "engine": c.engine,
+            "precision": c.precision, "max_num_seqs": c.max_num_seqs, "prefix_caching": c.enable_prefix_caching,
+            "kv_cache_dtype": c.kv_cache_dtype, "hardware": c.hardware, "devices": c.devices, "pricing": c.pricing,
+            "capacity_rps": o.capacity_rps, "cost_per_1k": o.cost.cost_per_1k_requests if o.cost else None,
+            "monthly_cost": o.cost.monthly_cost if o.cost else None,
+            "offer": f"{o.cost.provider} {o.cost.region} {o.cost.sku}" if o.cost else None,
+            "ttft_p95_ms": o.ttft_p95_ms, "quality": o.quality_score, "quality_met": o.quality_met,
+            "reason": o.reason, "reused_from": t.user_attrs.get("reused_from"), "evidence": o.evidence,
+        })
+    return pd.DataFrame(rows)
+
+
+def baseline_config(baseline: Any) -> TrialConfig:
+    d = baseline.deployment
+    engine = d.get("engine", "vllm")
+    precision = d.get("quantization") or d.get("dtype") or ("float32" if engine == "vllm" else "none")
+    if engine == "transformers":
+        precision = d.get("quantization") or "none"
+    return TrialConfig(model=d["model"], engine=engine, precision=precision,
+                       max_num_seqs=int(d.get("max_num_seqs", 16)),
+                       max_num_batched_tokens=d.get("max_num_batched_tokens"),
+                       enable_prefix_caching=bool(d.get("enable_prefix_caching", engine == "vllm")),
+                       kv_cache_dtype=d.get("kv_cache_dtype", "auto"), hardware=baseline.hardware,
+                       devices=baseline.devices, pricing=baseline.pricing)
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    chosen = best(study)
+    base = study.user_attrs.get("baseline")
+    base_o = TrialOutcome.model_validate(base) if base else None
+    all_o = outcomes(study)
+    out: dict[str, Any] = {
+        "study": study.study_name, "trials": len(all_o),
+        "feasible": sum(o.status == "feasible" for _, o in all_o),
+        "rejected": [{"trial": t.number, "config": o.config.label(), "status": o.status, "reason": o.reason}
+                     for t, o in all_o if o.status != "feasible"],
+        "best": [], "baseline": base,
+    }
+    for t, o in chosen:
+        entry = {"trial": t.number, "config": o.config.label(), "outcome": o.model_dump(mode="json")}
+        if base_o and base_o.cost and o.cost and base_o.objective:
+            entry["savings"] = 1 - o.objective / base_o.objective
+        out["best"].append(entry)
+    return out

@@ -1,0 +1,116 @@
+"""The search space as Optuna sees it. Conditional parameters get their own names per branch (an engine's precisions,
+vLLM's KV-cache dtype), so each sampler models them apart. `enumerate_space` lists every configuration, for the grid
+sampler and for exhaustive checks."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+import optuna
+from pydantic import BaseModel
+
+from infercost.search.spec import IntRange, SearchSpace, StudySpec
+
+VLLM_DTYPES = {"float32", "bfloat16", "float16"}
+
+
+class TrialConfig(BaseModel):
+    model: str
+    engine: str
+    precision: str
+    max_num_seqs: int
+    max_num_batched_tokens: int | None = None
+    enable_prefix_caching: bool = True
+    kv_cache_dtype: str = "auto"
+    hardware: str = "here"
+    devices: int = 1
+    pricing: str = "on_demand"
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        where = "here" if self.hardware == "here" else f"{self.devices}x {self.hardware}"
+        return (f"{self.model} {self.engine} {self.precision} seqs={self.max_num_seqs}"
+                f"{' prefix-cache' if self.enable_prefix_caching else ''}"
+                f"{'' if self.kv_cache_dtype == 'auto' else ' kv=' + self.kv_cache_dtype} on {where} "
+                f"{self.pricing.replace('_', ' ')}")
+
+    def deployment(self, fixed: dict[str, Any]) -> dict[str, Any]:
+        """The deployment mapping for this configuration (validated by the caller like any deployment file)."""
+        d: dict[str, Any] = {"engine": self.engine, "model": self.model, "max_num_seqs": self.max_num_seqs,
+                             "enable_prefix_caching": self.enable_prefix_caching}
+        if self.engine == "vllm":
+            if self.precision in VLLM_DTYPES:
+                d["dtype"] = self.precision
+            else:
+                d["quantization"] = self.precision
+            d["kv_cache_dtype"] = self.kv_cache_dtype
+            if self.max_num_batched_tokens:
+                d["max_num_batched_tokens"] = self.max_num_batched_tokens
+            if self.devices > 1:
+                d["tensor_parallel_size"] = self.devices
+        else:
+            d["quantization"] = self.precision
+        allowed = _ENGINE_FIELDS[self.engine]
+        d.update({k: v for k, v in fixed.items() if k in allowed and k not in d})
+        return d
+
+
+_ENGINE_FIELDS = {
+    "vllm": {"dtype", "gpu_memory_utilization", "max_model_len", "enforce_eager", "seed", "engine_args",
+             "max_num_batched_tokens"},
+    "transformers": {"dtype", "device", "prefix_cache_mb"},
+}
+
+
+def _seqs_values(space: SearchSpace) -> list[int]:
+    if isinstance(space.max_num_seqs, IntRange):
+        r = space.max_num_seqs
+        values, v = [], r.low
+        while v <= r.high:  # powers of two within the range for enumeration
+            values.append(v)
+            v *= 2
+        return values if values[-1] == r.high else values + [r.high]
+    return list(space.max_num_seqs)
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
+    s, p = spec.space, spec.space.placements
+    model = trial.suggest_categorical("model", s.models)
+    engine = trial.suggest_categorical("engine", s.engines)
+    precision = trial.suggest_categorical(f"precision_{engine}", s.precisions_for(engine))
+    if isinstance(s.max_num_seqs, IntRange):
+        seqs = trial.suggest_int("max_num_seqs", s.max_num_seqs.low, s.max_num_seqs.high, log=s.max_num_seqs.log)
+    else:
+        seqs = trial.suggest_categorical("max_num_seqs", list(s.max_num_seqs))
+    prefix = trial.suggest_categorical("enable_prefix_caching", s.enable_prefix_caching)
+    mnbt, kv = None, "auto"
+    if engine == "vllm":
+        mnbt = trial.suggest_categorical("vllm_max_num_batched_tokens", s.max_num_batched_tokens)
+        kv = trial.suggest_categorical("vllm_kv_cache_dtype", s.kv_cache_dtype)
+    hardware = trial.suggest_categorical("hardware", p.hardware)
+    devices = 1 if hardware == "here" else trial.suggest_categorical("devices", p.devices)
+    pricing = trial.suggest_categorical("pricing", p.pricing)
+    return TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
+                       max_num_batched_tokens=mnbt, enable_prefix_caching=prefix, kv_cache_dtype=kv,
+                       hardware=hardware, devices=devices, pricing=pricing)
+
+
+def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
+    s, p = spec.space, spec.space.placements
+    out = []
+    for model, engine in itertools.product(s.models, s.engines):
+        vllm = engine == "vllm"
+        for precision, seqs, prefix, mnbt, kv, hardware, pricing in itertools.product(
+                s.precisions_for(engine), _seqs_values(s), s.enable_prefix_caching,
+                s.max_num_batched_tokens if vllm else [None], s.kv_cache_dtype if vllm else ["auto"], p.hardware,
+                p.pricing):
+            for devices in ([1] if hardware == "here" else p.devices):
+                out.append(TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
+                                       max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
+                                       kv_cache_dtype=kv, hardware=hardware, devices=devices, pricing=pricing))
+    return out

@@ -1,0 +1,119 @@
+"""The study: what to search (models, engines, precisions, batching, caching, placements), what to minimise, what
+must hold (quality, SLOs, capacity, budget), today's plan to compare against, and how (measure here, project, or
+both)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from infercost.capacity.result import CapacityOptions
+from infercost.cost.catalog import PRICING_MODELS
+from infercost.spec.common import Spec
+
+ENGINE_PRECISIONS = {
+    "vllm": ["float32", "bfloat16", "float16", "fp8", "awq", "gptq"],
+    "transformers": ["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"],
+}
+
+
+class IntRange(Spec):
+    low: int = Field(gt=0)
+    high: int = Field(gt=0)
+    log: bool = True
+
+    @model_validator(mode="after")
+    def _order(self) -> "IntRange":
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class Placements(Spec):
+    """Where a configuration may run. `here` means this machine (measured); accelerator names come from the
+    hardware table and are priced on catalog offers with that accelerator."""
+
+    hardware: list[str] = Field(default_factory=lambda: ["here"], min_length=1)
+    devices: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    providers: list[str] | None = None
+    regions: list[str] | None = None
+    pricing: list[Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]] = Field(
+        default_factory=lambda: ["on_demand"], min_length=1)
+
+
+class SearchSpace(Spec):
+    models: list[str] = Field(min_length=1)
+    engines: list[Literal["vllm", "transformers"]] = Field(default_factory=lambda: ["vllm"], min_length=1)
+    precisions: dict[str, list[str]] = Field(
+        default_factory=dict, description="per engine: dtypes / quantisations to try (default: the engine's first)")
+    max_num_seqs: IntRange | list[int] = Field(default_factory=lambda: [16])
+    max_num_batched_tokens: list[int | None] = Field(default_factory=lambda: [None])
+    enable_prefix_caching: list[bool] = Field(default_factory=lambda: [True])
+    kv_cache_dtype: list[str] = Field(default_factory=lambda: ["auto"], description="vLLM only")
+    placements: Placements = Field(default_factory=Placements)
+
+    @model_validator(mode="after")
+    def _precisions(self) -> "SearchSpace":
+        for engine, values in self.precisions.items():
+            if engine not in ENGINE_PRECISIONS:
+                raise ValueError(f"precisions for unknown engine '{engine}'")
+            unknown = [v for v in values if v not in ENGINE_PRECISIONS[engine]]
+            if unknown:
+                raise ValueError(f"{engine}: unknown precision {unknown[0]!r}: expected one of "
+                                 f"{', '.join(ENGINE_PRECISIONS[engine])}")
+        return self
+
+    def precisions_for(self, engine: str) -> list[str]:
+        return self.precisions.get(engine) or [ENGINE_PRECISIONS[engine][0]]
+
+
+class Constraints(Spec):
+    quality: bool = Field(default=True, description="apply the workload's quality target")
+    min_capacity_rps: float | None = Field(default=None, gt=0, description="per replica")
+    budget: bool = Field(default=True, description="monthly cost within the workload's budget")
+
+
+class Baseline(Spec):
+    deployment: dict[str, Any] = Field(description="today's deployment, as in a deployment file")
+    hardware: str = "here"
+    devices: int = 1
+    pricing: Literal["on_demand", "spot", "reserved_1y", "reserved_3y"] = "on_demand"
+    provider: str | None = None
+
+
+class StudySpec(Spec):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    workload: str = Field(description="workload YAML, relative to the study file")
+    mode: Literal["measure", "project", "hybrid"] = "project"
+    objective: Literal["cost_per_1k_requests", "monthly_cost"] = "cost_per_1k_requests"
+    multi_objective: bool = Field(default=False, description="cost, p95 TTFT and quality: a Pareto front")
+    space: SearchSpace
+    fixed: dict[str, Any] = Field(default_factory=dict, description="deployment fields set on every trial")
+    constraints: Constraints = Field(default_factory=Constraints)
+    baseline: Baseline | None = None
+    capacity: CapacityOptions = Field(default_factory=lambda: CapacityOptions(precision=0.1))
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    n_trials: int = Field(default=20, gt=0)
+    seed: int = 0
+    calibration: str | None = Field(default=None, description="calibration file for projections of `here`")
+
+    _source_dir: Path | None = PrivateAttr(default=None)
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        if not path.is_absolute() and self._source_dir is not None:
+            path = self._source_dir / path
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StudySpec":
+        if self.multi_objective and self.sampler == "tpe":
+            self.sampler = "nsga2"
+        if self.sampler == "nsga2" and not self.multi_objective:
+            raise ValueError("sampler 'nsga2' is for multi_objective studies")
+        bad = [p for p in self.space.placements.pricing if p not in PRICING_MODELS]
+        if bad:
+            raise ValueError(f"unknown pricing {bad[0]}")
+        return self

@@ -1,0 +1,149 @@
+"""The Optuna study. A trial is one configuration: sampled, evaluated (see `evaluate`), and stored with its whole
+outcome in `user_attrs`. Constraints go to Optuna's `constraints_func`, so TPE and NSGA-II steer towards feasible
+configurations. Screened-out configurations are pruned with their reason. A configuration evaluated before is not
+evaluated again: its outcome is copied. Storage is any SQLAlchemy URL (a SQLite file by default), so several
+workers can share one study and an interrupted one resumes where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.samplers import GridSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.trial import TrialState
+
+from infercost.search.evaluate import Evaluator, TrialOutcome
+from infercost.search.space import TrialConfig, enumerate_space, suggest
+from infercost.search.spec import StudySpec
+
+HEARTBEAT_S = 2
+PENALTY = 1e9  # objective of a configuration with no capacity: worse than any price, still comparable
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def default_storage(results_dir: str | Path, spec: StudySpec) -> str:
+    path = Path(results_dir) / "studies" / f"{spec.name}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def storage_for(url: str) -> optuna.storages.BaseStorage:
+    """RDB storage with a heartbeat, so a trial whose worker died (SIGKILL, lost node) is marked failed and its
+    configuration re-queued by whoever resumes the study."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(
+        url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S, engine_kwargs=engine_kwargs,
+        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+    )
+
+
+def _sampler(spec: StudySpec, space: list[TrialConfig]):
+    if spec.sampler == "random":
+        return RandomSampler(seed=spec.seed)
+    if spec.sampler == "grid":
+        return GridSampler({"config_index": list(range(len(space)))}, seed=spec.seed)
+    if spec.sampler == "nsga2":
+        return NSGAIISampler(seed=spec.seed, constraints_func=constraints_of)
+    return TPESampler(seed=spec.seed, constraints_func=constraints_of, multivariate=True, group=True,
+                      n_startup_trials=min(10, max(3, spec.n_trials // 5)))
+
+
+def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
+    c = trial.user_attrs.get("constraints") or {}
+    feasible = trial.user_attrs.get("status") == "feasible"
+    return [0.0 if feasible else 1.0, *[float(v) for _, v in sorted(c.items())][:3]] + [0.0] * (3 - min(3, len(c)))
+
+
+def open_study(spec: StudySpec, storage: str, study_name: str | None = None) -> optuna.Study:
+    space = enumerate_space(spec) if spec.sampler == "grid" else []
+    directions = ["minimize", "minimize", "maximize"] if spec.multi_objective else ["minimize"]
+    study = optuna.create_study(study_name=study_name or spec.name, storage=storage_for(storage),
+                                sampler=_sampler(spec, space), directions=directions, load_if_exists=True)
+    study.set_user_attr("spec", json.loads(spec.model_dump_json()))
+    return study
+
+
+def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def _recover_stale(study: optuna.Study) -> None:
+    """Trials left RUNNING by a dead worker (no heartbeat for 3 intervals) are failed and their configuration queued
+    again (RetryFailedTrialCallback); Optuna also checks this before each new trial."""
+    optuna.storages.fail_stale_trials(study)
+
+
+def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
+              on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None) -> optuna.Study:
+    study = open_study(spec, storage, study_name)
+    _recover_stale(study)
+    grid = enumerate_space(spec) if spec.sampler == "grid" else None
+
+    def objective(trial: optuna.Trial):
+        cfg = grid[trial.suggest_categorical("config_index", list(range(len(grid))))] if grid else suggest(trial,
+                                                                                                             spec)
+        key = cfg.key()
+        trial.set_user_attr("config_key", key)
+        earlier = next((t for t in _finished(study) if t.user_attrs.get("config_key") == key
+                        and "outcome" in t.user_attrs), None)
+        if earlier is not None:
+            outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
+            trial.set_user_attr("reused_from", earlier.number)
+        else:
+            outcome = asyncio.run(evaluator.evaluate(cfg))
+        _store(trial, outcome)
+        if on_trial:
+            on_trial(trial, outcome, earlier is not None)
+        if outcome.status == "rejected":
+            raise optuna.TrialPruned(outcome.reason)
+        return _values(spec, outcome)
+
+    remaining = max(0, spec.n_trials - len(_finished(study)))
+    if remaining:
+        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
+            spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
+            gc_after_trial=False)
+    return study
+
+
+def _store(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    data = json.loads(outcome.model_dump_json())
+    trial.set_user_attr("outcome", data)
+    trial.set_user_attr("status", outcome.status)
+    trial.set_user_attr("reason", outcome.reason)
+    trial.set_user_attr("config", data["config"])
+    trial.set_user_attr("constraints", outcome.constraints)
+    trial.set_user_attr("label", outcome.config.label())
+
+
+def _values(spec: StudySpec, o: TrialOutcome) -> Any:
+    cost = o.objective if o.objective is not None else PENALTY
+    if not spec.multi_objective:
+        return cost
+    return cost, o.ttft_p95_ms if o.ttft_p95_ms is not None else PENALTY, o.quality_score or 0.0
+
+
+def outcomes(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutcome]]:
+    return [(t, TrialOutcome.model_validate(t.user_attrs["outcome"])) for t in study.get_trials(deepcopy=False)
+            if "outcome" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def best(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutcome]]:
+    """The cheapest feasible trial (single objective) or the feasible Pareto set (multi-objective)."""
+    feasible = [(t, o) for t, o in outcomes(study) if o.status == "feasible"]
+    if not feasible:
+        return []
+    if len(study.directions) == 1:
+        return [min(feasible, key=lambda x: x[1].objective)]
+    front = []
+    for t, o in feasible:
+        dominated = any(
+            (u.values[0] <= t.values[0] and u.values[1] <= t.values[1] and u.values[2] >= t.values[2])
+            and u.values != t.values for u, _ in feasible)
+        if not dominated:
+            front.append((t, o))
+    return sorted(front, key=lambda x: x[1].objective)
