@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ HEARTBEAT_S = 2
 PENALTY = 1e9  # objective of a configuration with no capacity: worse than any price, still comparable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def default_storage(results_dir: str | Path, spec: StudySpec) -> str:
@@ -37,7 +39,7 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     return optuna.storages.RDBStorage(
         url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S, engine_kwargs=engine_kwargs,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
     )
 
 

@@ -1,0 +1,185 @@
+"""The Optuna search in project mode (fast: every trial is a simulation): the space and its conditional
+parameters, screening with reasons, reuse of identical configurations, the best configuration against exhaustive
+enumeration, resume after a worker is killed, and two workers sharing one storage. The measured search on the CPU
+is in test_search_real."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from infercost.cost.catalog import load_catalog
+from infercost.search.evaluate import Evaluator
+from infercost.search.results import summary, trials_frame
+from infercost.search.space import enumerate_space
+from infercost.search.study import open_study, run_study, storage_for
+from infercost.spec import load_workload
+from infercost.store import RunStore
+
+from conftest import WORKLOADS
+
+STUDY = {
+    "name": "t", "workload": str(WORKLOADS / "chat-support.yaml"), "mode": "project",
+    "space": {"models": ["llama-3.1-8b", "llama-3.1-70b"], "engines": ["vllm"],
+              "precisions": {"vllm": ["bfloat16", "fp8"]}, "max_num_seqs": [32, 128],
+              "placements": {"hardware": ["H100-SXM", "A100-80GB", "L4"], "devices": [1, 2],
+                             "pricing": ["on_demand"]}},
+    "constraints": {"quality": False, "budget": False},
+    "baseline": {"deployment": {"engine": "vllm", "model": "llama-3.1-70b", "dtype": "bfloat16",
+                                "max_num_seqs": 128}, "hardware": "H100-SXM", "devices": 2},
+    "capacity": {"precision": 0.2}, "sampler": "tpe", "n_trials": 12, "seed": 1,
+}
+
+
+def write_spec(tmp_path, **changes) -> Path:
+    data = json.loads(json.dumps(STUDY))
+    for key, value in changes.items():
+        data[key] = value
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def spec_and_evaluator(tmp_path, **changes):
+    from infercost.cli_search import load_study_spec
+
+    spec = load_study_spec(str(write_spec(tmp_path, **changes)))
+    workload = load_workload(spec.resolve(spec.workload))
+    return spec, Evaluator(spec, workload, RunStore(tmp_path / "runs"), load_catalog())
+
+
+def test_space_is_conditional_and_enumerable(tmp_path):
+    spec, _ = spec_and_evaluator(tmp_path)
+    configs = enumerate_space(spec)
+    assert len(configs) == 2 * 2 * 2 * 3 * 2  # models x precisions x seqs x hardware x devices
+    assert len({c.key() for c in configs}) == len(configs)
+    d = configs[0].deployment({"gpu_memory_utilization": 0.9, "device": "cpu"})
+    assert d["engine"] == "vllm" and "device" not in d  # fixed fields apply only to engines that have them
+
+
+def test_screening_rejects_with_reasons(tmp_path):
+    spec, ev = spec_and_evaluator(tmp_path)
+    by = {(c.model, c.precision, c.hardware, c.devices): c for c in enumerate_space(spec)}
+    import asyncio
+
+    big = asyncio.run(ev.evaluate(by[("llama-3.1-70b", "bfloat16", "L4", 1)]))
+    assert big.status == "rejected" and "does not fit" in big.reason
+    fp8 = asyncio.run(ev.evaluate(by[("llama-3.1-8b", "fp8", "A100-80GB", 1)]))
+    assert fp8.status == "rejected" and "fp8" in fp8.reason
+    ok = asyncio.run(ev.evaluate(by[("llama-3.1-8b", "bfloat16", "H100-SXM", 1)]))
+    assert ok.status == "feasible" and ok.kind == "projected" and ok.cost.accelerator == "H100-SXM"
+    assert ok.objective == ok.cost.cost_per_1k_requests and ok.expected_error > 0
+
+
+def test_grid_study_finds_the_exhaustive_optimum_and_reuses_nothing(tmp_path):
+    spec, ev = spec_and_evaluator(tmp_path, sampler="grid", n_trials=48)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = run_study(spec, ev, storage)
+    frame = trials_frame(study)
+    assert len(frame) == 48 and frame["reused_from"].isna().all()
+    feasible = frame[frame["status"] == "feasible"]
+    result = summary(study)
+    assert result["best"][0]["outcome"]["objective"] == pytest.approx(feasible["cost_per_1k"].min())
+    assert (frame["status"] == "rejected").any() and frame.loc[frame["status"] == "rejected", "reason"].notna().all()
+
+
+def test_identical_configurations_are_not_evaluated_twice(tmp_path):
+    spec, ev = spec_and_evaluator(tmp_path, sampler="random", n_trials=20,
+                                  space={**STUDY["space"], "models": ["llama-3.1-8b"], "max_num_seqs": [64],
+                                         "precisions": {"vllm": ["bfloat16"]},
+                                         "placements": {"hardware": ["H100-SXM", "L4"], "devices": [1],
+                                                        "pricing": ["on_demand"]}})
+    calls = []
+    original = ev.evaluate
+
+    async def counting(cfg):
+        calls.append(cfg.key())
+        return await original(cfg)
+
+    ev.evaluate = counting
+    study = run_study(spec, ev, f"sqlite:///{tmp_path / 's.db'}")
+    frame = trials_frame(study)
+    assert len(frame) == 20 and len(calls) == len(set(calls)) == 2
+    assert frame["reused_from"].notna().sum() == 18
+
+
+def _worker(spec_path: Path, storage: str, tmp_path: Path, n_trials: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "infercost", "optimize", str(spec_path), "--storage", storage, "--quiet", "--json",
+         "--n-trials", str(n_trials), "--results-dir", str(tmp_path / "res")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(storage: str, name: str = "t") -> list:
+    study = optuna.load_study(study_name=name, storage=storage_for(storage))
+    return [t for t in study.get_trials() if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                         optuna.trial.TrialState.PRUNED)]
+
+
+def test_resume_after_sigkill_loses_and_repeats_no_completed_trial(tmp_path):
+    spec_path = write_spec(tmp_path, n_trials=40)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    worker = _worker(spec_path, storage, tmp_path, 40)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            if len(_finished(storage)) >= 6:
+                break
+        except Exception:
+            pass  # the study is not created yet
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = {t.number: (t.state, t.values, t.user_attrs.get("config_key")) for t in _finished(storage)}
+    assert 6 <= len(before) < 40
+    time.sleep(7)  # past the heartbeat grace period: the killed worker's running trial is stale
+    resumed = _worker(spec_path, storage, tmp_path, 40)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode in (0, 1), err
+    after = _finished(storage)
+    numbers = [t.number for t in after]
+    assert len(numbers) == len(set(numbers)) and len(after) == 40
+    for t in after:  # every trial completed before the kill is still there, unchanged
+        if t.number in before:
+            assert (t.state, t.values, t.user_attrs.get("config_key")) == before[t.number]
+    study = optuna.load_study(study_name="t", storage=storage_for(storage))
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.get_trials())
+    evaluated = [t.user_attrs["config_key"] for t in after if "reused_from" not in t.user_attrs]
+    assert len(evaluated) == len(set(evaluated))  # no configuration was evaluated twice
+
+
+def _two_workers(tmp_path, storage: str) -> None:
+    spec_path = write_spec(tmp_path, n_trials=24, sampler="random")
+    workers = [_worker(spec_path, storage, tmp_path, 24) for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode in (0, 1), err
+    after = _finished(storage)
+    numbers = [t.number for t in after]
+    assert len(numbers) == len(set(numbers))
+    assert 24 <= len(after) <= 25  # each worker stops once 24 are finished; one may be in flight at that moment
+    study = optuna.load_study(study_name="t", storage=storage_for(storage))
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.get_trials())
+    assert all("outcome" in t.user_attrs for t in after)
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    _two_workers(tmp_path, f"sqlite:///{tmp_path / 's.db'}")
+
+
+@pytest.mark.skipif(not os.environ.get("INFERCOST_TEST_POSTGRES"), reason="set INFERCOST_TEST_POSTGRES to a "
+                    "PostgreSQL URL (.ci/run starts a server and sets it)")
+def test_two_workers_share_one_postgresql_study(tmp_path):
+    url = os.environ["INFERCOST_TEST_POSTGRES"]
+    try:
+        optuna.delete_study(study_name="t", storage=storage_for(url))
+    except KeyError:
+        pass
+    _two_workers(tmp_path, url)
