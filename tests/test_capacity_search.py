@@ -103,3 +103,11 @@ def test_queue_growth_and_first_of():
     assert QueueGrowth(5)(gen) is None
     assert "5 requests in flight" in QueueGrowth(4)(gen)
     assert first_of(QueueGrowth(10), QueueGrowth(4))(gen).startswith("over-saturated")
+
+
+def test_shrinking_stops_once_a_probe_fails_without_queueing():
+    async def probe(load, phase, index):
+        return Probe(index=index, phase=phase, load=load, passed=False, unloaded=load <= 0.25)
+
+    out = asyncio.run(search_capacity(probe, CapacityOptions(start=2)))
+    assert out.status == "below_min" and [p.load for p in out.probes] == [2, 1, 0.5, 0.25]

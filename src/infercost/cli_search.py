@@ -58,7 +58,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             verdict = outcome.status + ("" if outcome.status == "feasible" else f": {outcome.reason}")
             bar.console.print(f"trial {trial.number}: {outcome.config.label()} → "
                               f"{'%.5f' % outcome.objective if outcome.objective else '—'} ({verdict})"
-                              + (" [reused]" if reused else ""), markup=False)
+                              + (" [reused]" if reused else ""), markup=False, soft_wrap=True)
 
         from infercost.cli import _engine_output_to_stderr
 

@@ -53,11 +53,13 @@ def probe_from_summary(index: int, phase: str, load: float, summary: RunSummary 
         observed = "none" if c.observed is None else f"{c.observed:.4g}"
         reason = f"{c.metric} {c.stat} {observed} > {c.bound:g}"
     observed = {f"{c.metric}.{c.stat}": c.observed for c in summary.slo_checks}
+    e2e = summary.latency["e2e_ms"].stats.get("mean")
+    unloaded = e2e is not None and load * e2e / 1e3 <= 1.0 if summary.completed else False
     return Probe(
         index=index, phase=phase, load=load, passed=bool(summary.slo_met) and stopped is None, reason=reason,
         requests=summary.requests, completed=summary.completed, error_rate=summary.error_rate,
         achieved_rps=summary.request_throughput_rps, output_tps=summary.output_token_throughput_tps,
-        slo_observed=observed, stopped_early=stopped, run_dir=str(run_dir),
+        slo_observed=observed, stopped_early=stopped, unloaded=unloaded, run_dir=str(run_dir),
     )
 
 
@@ -132,7 +134,8 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
 def _status_reason(status: str, options: CapacityOptions) -> str | None:
     return {
         "at_max": f"every probe passed up to max_load {options.max_load:g}: capacity is at least that",
-        "below_min": f"the SLO fails even at the lowest load tried (min_load {options.min_load:g})",
+        "below_min": "the SLO fails even at the lowest load tried: with about one request in the system at a "
+                     "time (no queueing left to remove) or below min_load",
         "probe_limit": f"stopped after {options.max_probes} probes before reaching the precision asked",
     }.get(status)
 

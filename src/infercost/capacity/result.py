@@ -72,6 +72,7 @@ class Probe(BaseModel):
     output_tps: float | None = None
     slo_observed: dict[str, float | None] = Field(default_factory=dict)  # "ttft_ms.p95" -> ms
     stopped_early: str | None = None
+    unloaded: bool = False  # load x mean e2e <= 1: about one request in the system, no queueing to remove
     run_dir: str | None = None
 
 

@@ -64,6 +64,9 @@ async def search_capacity(probe: ProbeFn, options: CapacityOptions) -> SearchOut
     else:
         while out.best is None:
             smaller = math.floor(load / 2) if integer else load / 2
+            if out.probes[-1].unloaded:  # failing with no queue: less load cannot help
+                out.status = "below_min"
+                return out
             if smaller < max(options.min_load, 1 if integer else 0) or len(out.probes) >= options.max_probes:
                 out.status = "below_min" if len(out.probes) < options.max_probes else "probe_limit"
                 return out

@@ -130,8 +130,14 @@ class LoadGenerator:
 
     async def _sleep_until(self, due: float) -> None:
         """asyncio's timers wake up to ~1 ms late; sleep to just short of the due time, then yield to the loop
-        (which keeps serving responses) until it arrives."""
+        (which keeps serving responses) until it arrives. A stop check is asked every 0.25 s meanwhile, so a run
+        with sparse arrivals still stops soon after its reason appears."""
         while (delay := due - self.now()) > 0:
+            if self.stop_check is not None and delay > 0.25 + _SPIN_S:
+                await asyncio.sleep(0.25)
+                if self._should_stop():
+                    return
+                continue
             await asyncio.sleep(delay - _SPIN_S if delay > _SPIN_S else 0)
 
     async def _open_loop(self, offsets: list[float]) -> None:

@@ -88,7 +88,9 @@ class Evaluator:
                          kv_cache_dtype=cfg.kv_cache_dtype, devices=cfg.devices, max_num_seqs=cfg.max_num_seqs,
                          max_num_batched_tokens=cfg.max_num_batched_tokens,
                          enable_prefix_caching=cfg.enable_prefix_caching,
-                         memory_utilization=getattr(deployment, "gpu_memory_utilization", 0.9),
+                         # the deployment's memory share is for this machine; projected GPUs use vLLM's default
+                         memory_utilization=getattr(deployment, "gpu_memory_utilization", 0.9)
+                         if cfg.hardware == "here" else 0.9,
                          max_model_len=getattr(deployment, "max_model_len", None) or 4096)
 
     def lengths(self, model: str) -> Lengths:
