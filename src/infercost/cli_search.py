@@ -72,6 +72,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     result = summary(study)
     result["storage"] = storage
     result["elapsed_s"] = time.perf_counter() - started
+    if args.report:
+        command = f"infercost optimize {args.study} --storage {storage}"
+        paths = write_study_report(spec, study, workload, args.results_dir, args.catalog or (), None, command)
+        result["report"] = {k: str(v) for k, v in paths.items()}
     frame = trials_frame(study)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -79,7 +83,62 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from infercost.report.search_console import print_study
 
     print_study(Console(highlight=False), result, frame)
+    if args.report:
+        print(f"report: {result['report']['html']}")
     return 0 if result["best"] else 1
+
+
+def _open_existing(args):
+    import optuna
+
+    from infercost.search.study import default_storage, storage_for
+
+    spec = load_study_spec(args.study) if args.study else None
+    if args.storage:
+        storage = args.storage
+    elif spec is not None:
+        storage = default_storage(args.results_dir, spec)
+    else:
+        raise InputError("give the study YAML or --storage", field="study")
+    name = args.study_name or (spec.name if spec is not None else None)
+    if name is None:
+        names = optuna.get_all_study_names(storage_for(storage))
+        if len(names) != 1:
+            raise InputError(f"give --study-name: the storage holds {names}", field="--study-name")
+        name = names[0]
+    try:
+        return spec, optuna.load_study(study_name=name, storage=storage_for(storage)), storage
+    except KeyError:
+        raise InputError(f"no study named {name!r} in {storage}", field="--study-name") from None
+
+
+def write_study_report(spec, study, workload, results_dir: str, catalog_files=(), out_dir=None,
+                       command: str | None = None):
+    from infercost.cost.catalog import load_catalog
+    from infercost.report.build import build_report
+    from infercost.report.render import write_report
+    from infercost.search.evaluate import Evaluator
+    from infercost.store import RunStore
+
+    catalog = load_catalog(catalog_files)
+    evaluator = Evaluator(spec, workload, RunStore(Path(results_dir) / "studies" / study.study_name), catalog)
+    report = build_report(study, spec, workload, catalog, evaluator, command)
+    out = Path(out_dir) if out_dir else Path(results_dir) / "studies" / study.study_name / "report"
+    return write_report(report, out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from infercost.spec import load_workload
+
+    spec, study, storage = _open_existing(args)
+    if spec is None:
+        raise InputError("the report needs the study YAML (for its workload)", field="study")
+    workload = load_workload(spec.resolve(spec.workload))
+    command = f"infercost optimize {args.study} --storage {storage} --study-name {study.study_name}"
+    paths = write_study_report(spec, study, workload, args.results_dir, args.catalog or (), args.out, command)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
@@ -127,9 +186,19 @@ def add_parsers(sub) -> None:
     opt.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
     opt.add_argument("--catalog", "-c", action="append")
     opt.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    opt.add_argument("--report", action="store_true", help="write the recommendation report at the end")
     opt.add_argument("--quiet", "-q", action="store_true")
     opt.add_argument("--json", action="store_true")
     opt.set_defaults(func=cmd_optimize)
+
+    rep = sub.add_parser("report", help="write the recommendation report (markdown, HTML, JSON, FOCUS CSV)")
+    rep.add_argument("study", help="study YAML")
+    rep.add_argument("--storage")
+    rep.add_argument("--study-name")
+    rep.add_argument("--catalog", "-c", action="append")
+    rep.add_argument("--out", type=Path, help="directory (default: results/studies/<name>/report)")
+    rep.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))
+    rep.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("trials", help="the trials of a study as a table")
     tr.add_argument("study", nargs="?", help="study YAML (to find its default storage)")

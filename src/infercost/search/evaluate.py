@@ -38,11 +38,15 @@ class TrialOutcome(BaseModel):
     kind: Literal["measured", "projected"] | None = None
     capacity_rps: float | None = None
     ttft_p95_ms: float | None = None  # at the capacity probe
+    slo_observed: dict[str, float | None] = Field(default_factory=dict)  # every SLO statistic at the capacity probe
+    probes: int | None = None
+    requests_per_probe: int | None = None
     cost: CostRow | None = None
     objective: float | None = None
     quality_score: float | None = None
     quality_met: bool | None = None
     quality_source: str | None = None
+    quality_ci95: tuple[float, float] | None = None
     constraints: dict[str, float] = Field(default_factory=dict)  # <= 0 means satisfied
     binding: str | None = None
     evidence: str | None = None
@@ -63,6 +67,7 @@ class Evaluator:
         self.spec, self.workload, self.store, self.catalog, self.progress = spec, workload, store, catalog, progress
         self.quality_dir = Path(store.root) / "quality-cache"
         self._lengths: dict[str, Lengths] = {}
+        self._capacities: dict[str, CapacityResult] = {}
         self.calibration = load_calibration(spec.resolve(spec.calibration)) if spec.calibration else None
 
     # ------------------------------------------------------------------ screening
@@ -146,8 +151,12 @@ class Evaluator:
         if reason:
             return TrialOutcome(config=cfg, status="rejected", reason=reason)
         measure = cfg.hardware == "here" and self.spec.mode in ("measure", "hybrid")
+        # capacity does not depend on how the hardware is paid for: one search serves every pricing model
+        capacity_key = cfg.model_copy(update={"pricing": "on_demand"}).key()
         try:
-            if measure:
+            if capacity_key in self._capacities:
+                result = self._capacities[capacity_key]
+            elif measure:
                 result = await measure_capacity(self.workload, deployment, self.store, self.spec.capacity,
                                                 self.progress)
             else:
@@ -156,6 +165,7 @@ class Evaluator:
             return TrialOutcome(config=cfg, status="infeasible", reason=str(exc))
         except Exception as exc:  # an engine crash mid-search is this configuration's result, not the study's
             return TrialOutcome(config=cfg, status="infeasible", reason=f"{type(exc).__name__}: {exc}"[:500])
+        self._capacities[capacity_key] = result
         return await self._priced(cfg, deployment, projector, result, measure)
 
     async def _priced(self, cfg: TrialConfig, deployment: Any, projector: Projector, result: CapacityResult,
@@ -194,7 +204,8 @@ class Evaluator:
         row = min(rows, key=lambda r: (r.cost_per_1k_requests, r.monthly_cost or 0))
         objective = row.cost_per_1k_requests if self.spec.objective == "cost_per_1k_requests" else row.monthly_cost
         outcome = TrialOutcome(**base, status="feasible", capacity_rps=result.capacity_rps, ttft_p95_ms=ttft,
-                               cost=row, objective=objective)
+                               slo_observed=dict(best.slo_observed) if best else {}, probes=len(result.probes),
+                               requests_per_probe=result.requests_per_probe, cost=row, objective=objective)
         await self._quality(outcome, deployment, measured)
         self._constraints(outcome)
         return outcome
@@ -215,14 +226,19 @@ class Evaluator:
             outcome.quality_source = f"not measured: {type(exc).__name__}: {exc}"[:300]
             return
         outcome.quality_score = q.summary.mean_score
+        outcome.quality_ci95 = q.summary.mean_score_ci95
         outcome.quality_met = q.summary.target_met
         outcome.quality_source = ("answers cached" if q.summary.cache_hit else "answers generated") + \
             f" on this machine ({q.summary.evaluated}/{q.summary.prompts} prompts)"
 
     def _constraints(self, o: TrialOutcome) -> None:
         c = {}
+        wants_quality = (self.spec.constraints.quality and self.workload.quality is not None
+                         and self.workload.quality.target is not None)
         if o.quality_met is not None:
             c["quality"] = 0.0 if o.quality_met else 1.0
+        elif wants_quality:  # a configuration is not recommended on a quality bar nobody checked
+            c["quality"] = 1.0
         if self.spec.constraints.min_capacity_rps:
             c["min_capacity"] = self.spec.constraints.min_capacity_rps - (o.capacity_rps or 0)
         budget = self.workload.budget
@@ -232,6 +248,8 @@ class Evaluator:
         violated = [k for k, v in c.items() if v > 0]
         if violated:
             o.status, o.reason = "infeasible", "violates " + ", ".join(violated)
+            if "quality" in violated and o.quality_met is None:
+                o.reason += f" (not verified: {o.quality_source})"
             o.binding = violated[0]
         elif c:
             o.binding = max(c, key=lambda k: c[k])  # the tightest constraint (closest to its limit)

@@ -114,3 +114,19 @@ def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
                                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
                                        kv_cache_dtype=kv, hardware=hardware, devices=devices, pricing=pricing))
     return out
+
+
+def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
+    """Optuna parameters that make `suggest` return `cfg` (to enqueue today's plan first), or None if the
+    configuration is outside the space."""
+    if cfg.key() not in {c.key() for c in enumerate_space(spec)}:
+        return None
+    params: dict[str, Any] = {"model": cfg.model, "engine": cfg.engine, f"precision_{cfg.engine}": cfg.precision,
+                              "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching,
+                              "hardware": cfg.hardware, "pricing": cfg.pricing}
+    if cfg.engine == "vllm":
+        params["vllm_max_num_batched_tokens"] = cfg.max_num_batched_tokens
+        params["vllm_kv_cache_dtype"] = cfg.kv_cache_dtype
+    if cfg.hardware != "here":
+        params["devices"] = cfg.devices
+    return params

@@ -17,7 +17,7 @@ from optuna.samplers import GridSampler, NSGAIISampler, RandomSampler, TPESample
 from optuna.trial import TrialState
 
 from infercost.search.evaluate import Evaluator, TrialOutcome
-from infercost.search.space import TrialConfig, enumerate_space, suggest
+from infercost.search.space import TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
 
 HEARTBEAT_S = 2
@@ -92,18 +92,27 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
         trial.set_user_attr("config_key", key)
         earlier = next((t for t in _finished(study) if t.user_attrs.get("config_key") == key
                         and "outcome" in t.user_attrs), None)
+        baseline = study.user_attrs.get("baseline")
         if earlier is not None:
             outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
             trial.set_user_attr("reused_from", earlier.number)
+        elif baseline is not None and TrialOutcome.model_validate(baseline).config.key() == key:
+            outcome = TrialOutcome.model_validate(baseline)  # today's plan is in the space: measured once
+            trial.set_user_attr("reused_from", "baseline")
         else:
             outcome = asyncio.run(evaluator.evaluate(cfg))
         _store(trial, outcome)
         if on_trial:
-            on_trial(trial, outcome, earlier is not None)
+            on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
             raise optuna.TrialPruned(outcome.reason)
         return _values(spec, outcome)
 
+    baseline = study.user_attrs.get("baseline")
+    if baseline is not None and grid is None and not study.get_trials(deepcopy=False):
+        params = params_for(TrialOutcome.model_validate(baseline).config, spec)
+        if params is not None:  # start from today's plan: a known point, reused rather than measured again
+            study.enqueue_trial(params, skip_if_exists=True)
     remaining = max(0, spec.n_trials - len(_finished(study)))
     if remaining:
         study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(

@@ -1,0 +1,59 @@
+"""Write report.md, a self-contained report.html (inline SVG charts, no scripts, nothing fetched), report.json and the
+FOCUS CSV. HTML is autoescaped, so a prompt or answer holding `<script>` shows as text."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from infercost.cost.focus import write_focus
+from infercost.report import charts
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def _money(v: Any, digits: int = 2) -> str:
+    return "—" if v is None else f"${v:,.{digits}f}"
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{v:.0%}" if abs(v) >= 0.1 else f"{v:.1%}"
+
+
+def _md(v: Any) -> str:
+    """Markdown table cells: no pipes or newlines, and HTML neutralised for renderers that pass it through."""
+    return html.escape(str(v or "")).replace("|", "\\|").replace("\n", " ")
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    focus_rows = report.pop("focus_rows", [])
+    focus = out / "focus.csv"
+    write_focus(focus_rows, focus)
+    svg = {
+        "pareto": charts.pareto(report["all_trials"], report["pareto"]),
+        "capacity": charts.capacity_bars(report["all_trials"]),
+        "latency": charts.latency_bars(report["all_trials"]),
+        "monthly": charts.monthly_by_pricing(report["placements"]),
+    }
+    report["charts"] = sorted(k for k, v in svg.items() if v)
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html", "focus": focus}
+    paths["json"].write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    env = Environment(loader=PackageLoader("infercost.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default_for_string=True), trim_blocks=True,
+                      lstrip_blocks=True)
+    helpers = {"num": _num, "money": _money, "pct": _pct, "md": _md}
+    paths["html"].write_text(env.get_template("report.html.j2").render(r=report, charts=svg, focus_file=focus.name,
+                                                                        **helpers), encoding="utf-8")
+    md_env = Environment(loader=PackageLoader("infercost.report", "templates"), autoescape=False, trim_blocks=True,
+                         lstrip_blocks=True)
+    paths["md"].write_text(md_env.get_template("report.md.j2").render(r=report, focus_file=focus.name, **helpers),
+                           encoding="utf-8")
+    return paths

@@ -1,0 +1,121 @@
+"""The recommendation report for a small projected study: sections in order, numbers that match report.json and the
+study, and escaping. Answers come from a scripted engine (a fake: no real model can be made to answer with a
+`<script>` tag on demand), cached through the real quality path, so the report shows them."""
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infercost.engines.base import Chunk, Engine, Usage
+from infercost.quality.evaluate import evaluate as evaluate_quality
+from infercost.search.results import summary
+from infercost.spec import load_workload
+from infercost.spec.loader import deployment_adapter, validate
+
+from conftest import WORKLOADS
+
+SCRIPT = "<script>alert('x')</script>"
+SECTIONS = ["recommendation", "alternatives", "placements", "sensitivity", "finops", "evidence"]
+
+
+class ScriptedEngine(Engine):
+    """Answers every prompt with its reference, except one answer that carries a script tag."""
+
+    name = "scripted"
+
+    async def start(self):
+        pass
+
+    async def generate(self, request):
+        text = f"{SCRIPT} {request.reference}" if "capital" in (request.text() or "") else (request.reference or "ok")
+        yield Chunk(text, 1)
+        yield Usage(10, 1, "engine", "stop")
+
+    async def stop(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    workload = yaml.safe_load((WORKLOADS / "chat-support.yaml").read_text())
+    workload["description"] = f"Support chat {SCRIPT}"
+    workload["prompts"] = {"source": "inline", "items": [
+        {"id": "q1", "prompt": f"What is the capital of France? {SCRIPT}", "reference": "Paris", "must_contain": ["Paris"]},
+        {"id": "q2", "prompt": "Name a primary color.", "reference": "Red", "must_contain": ["Red"]},
+        {"id": "q3", "prompt": "What is 2 + 2?", "reference": "4", "must_contain": ["4"]},
+    ]}
+    workload["quality"]["sample_size"] = None
+    (tmp / "w.yaml").write_text(yaml.safe_dump(workload))
+    study = {"name": "r", "workload": "w.yaml", "mode": "project",
+             "space": {"models": ["llama-3.1-8b"], "engines": ["vllm"], "precisions": {"vllm": ["bfloat16"]},
+                       "max_num_seqs": [32, 128],
+                       "placements": {"hardware": ["H100-SXM", "L4"], "pricing": ["on_demand", "spot"]}},
+             "constraints": {"quality": True, "budget": True},
+             "baseline": {"deployment": {"engine": "vllm", "model": "llama-3.1-8b", "dtype": "bfloat16",
+                                         "max_num_seqs": 32}, "hardware": "H100-SXM"},
+             "capacity": {"precision": 0.2}, "sampler": "grid", "n_trials": 8}
+    (tmp / "s.yaml").write_text(yaml.safe_dump(study))
+    results = tmp / "results"
+    w = load_workload(tmp / "w.yaml")
+    dep = validate(deployment_adapter(), {"engine": "vllm", "model": "llama-3.1-8b", "dtype": "bfloat16",
+                                          "kv_cache_dtype": "auto"}, source="test")
+    asyncio.run(evaluate_quality(w, dep, cache_dir=results / "studies" / "r" / "quality-cache",
+                                 engine_factory=ScriptedEngine))
+
+    from infercost.cli import main
+
+    assert main(["optimize", str(tmp / "s.yaml"), "--results-dir", str(results), "--quiet", "--json"]) == 0
+    assert main(["report", str(tmp / "s.yaml"), "--results-dir", str(results)]) == 0
+    out = results / "studies" / "r" / "report"
+    from infercost.cli_search import _open_existing
+    import argparse
+
+    _, st, _ = _open_existing(argparse.Namespace(study=str(tmp / "s.yaml"), storage=None, study_name=None,
+                                                 results_dir=str(results)))
+    return out, json.loads((out / "report.json").read_text()), st
+
+
+def test_files_and_sections_in_order(report):
+    out, data, _ = report
+    for name in ("report.md", "report.html", "report.json", "focus.csv"):
+        assert (out / name).is_file()
+    html = (out / "report.html").read_text()
+    positions = [html.index(f'<h2 id="{s}"') for s in SECTIONS]
+    assert positions == sorted(positions)
+    md = (out / "report.md").read_text()
+    titles = ["## Recommendation", "## Alternatives", "## Placement comparison", "## Sensitivity", "## FinOps",
+              "## Evidence"]
+    assert [md.index(t) for t in titles] == sorted(md.index(t) for t in titles)
+    assert "<svg" in html and "http://" not in html.split("<svg", 1)[0].replace("http://www.w3.org", "")
+
+
+def test_numbers_match_json_and_study(report):
+    out, data, study = report
+    rec = data["recommendation"]
+    best = summary(study)["best"][0]["outcome"]
+    assert rec["cost_per_1k_requests"] == pytest.approx(best["objective"])
+    assert rec["monthly_cost"] == pytest.approx(best["cost"]["monthly_cost"])
+    assert rec["kind"] == "projected" and rec["expected_error"] == pytest.approx(0.4)
+    assert rec["quality_met"] is True and data["finops"]["budget"]["status"] in ("ok", "warn", "breach")
+    html, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    for text in (html, md):
+        assert f"${rec['cost_per_1k_requests']:,.5f} per 1k requests" in text
+        assert f"${rec['monthly_cost']:,.0f} per month" in text
+    assert len(data["sensitivity"]["demand"]) == 3 and data["sensitivity"]["slo"]
+    assert data["placements"] and all(p["accelerator"] == rec["config"]["hardware"] for p in data["placements"])
+    assert data["build_vs_buy"] and data["evidence"]["metric_definitions"]["ttft_ms"]
+
+
+def test_model_and_workload_text_is_escaped(report):
+    out, data, _ = report
+    assert any(SCRIPT in q["answer"] for q in data["quality_examples"])  # the answer really is in the report
+    html = (out / "report.html").read_text()
+    assert "<script" not in html  # no script tag at all: nothing from a model or workload runs, and no JS is used
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    md = (out / "report.md").read_text()
+    assert "<script" not in md and "&lt;script&gt;" in md
