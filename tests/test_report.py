@@ -119,3 +119,23 @@ def test_model_and_workload_text_is_escaped(report):
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     md = (out / "report.md").read_text()
     assert "<script" not in md and "&lt;script&gt;" in md
+
+
+def test_a_study_with_nothing_feasible_still_reports_why(tmp_path):
+    workload = yaml.safe_load((WORKLOADS / "chat-support.yaml").read_text())
+    workload["slo"] = {"tpot_ms": {"p95": 0.5}}  # no GPU decodes a token in half a millisecond
+    workload["prompts"]["path"] = str(WORKLOADS / "data" / "chat_support.jsonl")
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(workload))
+    study = {"name": "none", "workload": "w.yaml", "mode": "project",
+             "space": {"models": ["llama-3.1-8b"], "max_num_seqs": [32],
+                       "placements": {"hardware": ["H100-SXM", "L4"]}},
+             "constraints": {"quality": False, "budget": False}, "sampler": "grid", "n_trials": 2}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    from infercost.cli import main
+
+    assert main(["optimize", str(tmp_path / "s.yaml"), "--results-dir", str(tmp_path), "--quiet", "--report"]) == 1
+    out = tmp_path / "studies" / "none" / "report"
+    data = json.loads((out / "report.json").read_text())
+    assert data["recommendation"] is None and len(data["rejected"]) == 2
+    assert all("TPOT floor" in r["reason"] for r in data["rejected"])
+    assert "No configuration met every constraint" in (out / "report.html").read_text()

@@ -41,6 +41,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.n_trials:
         spec.n_trials = args.n_trials
     workload = load_workload(spec.resolve(spec.workload))
+    from infercost.workload import build_requests
+
+    build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
     storage = args.storage or default_storage(args.results_dir, spec)
     store = RunStore(Path(args.results_dir) / "studies" / (args.study_name or spec.name))
     evaluator = Evaluator(spec, workload, store, load_catalog(args.catalog or ()))

@@ -14,7 +14,7 @@ from infercost.cost.catalog import PRICING_MODELS
 from infercost.spec.common import Spec
 
 ENGINE_PRECISIONS = {
-    "vllm": ["float32", "bfloat16", "float16", "fp8", "awq", "gptq"],
+    "vllm": ["bfloat16", "float32", "float16", "fp8", "awq", "gptq"],
     "transformers": ["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"],
 }
 
