@@ -5,7 +5,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "infercost"
 ORDER = ["errors", "provenance", "spec", "models", "workload", "engines", "loadgen", "metrics", "store", "quality",
-         "measure", "capacity", "cost", "projection", "search", "report", "cli_cost", "cli_project", "cli_search", "cli", "__main__"]
+         "measure", "capacity", "cost", "projection", "search", "report", "cli_common", "cli_cost", "cli_project", "cli_search", "cli", "__main__"]
 
 
 def _unit(path: Path) -> str:

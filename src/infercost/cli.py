@@ -13,18 +13,8 @@ from infercost import __version__
 from infercost.errors import InputError
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-def _engine_output_to_stderr():
-    """Engines (vLLM and its worker processes) log to stdout; keep stdout for results (e.g. --json) by pointing
-    file descriptor 1 at stderr while an engine runs."""
-    from infercost.engines.logs import redirect_fds
-
-    return redirect_fds(2, fds=(1,))
+from infercost.cli_common import console as _console  # noqa: E402
+from infercost.cli_common import engine_output_to_stderr as _engine_output_to_stderr  # noqa: E402
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         options = validate(CapacityOptions, {k: v for k, v in {
             "precision": args.precision, "tail_samples": args.tail_samples, "min_requests": args.min_requests,
             "start": args.start}.items() if v is not None}, source="command line")
-        from infercost.cli import _engine_output_to_stderr
+        from infercost.cli_common import engine_output_to_stderr as _engine_output_to_stderr
         from infercost.report.console import RichProgress
 
         for mns in [int(x) for x in args.max_num_seqs.split(",")]:

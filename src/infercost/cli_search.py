@@ -63,7 +63,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                               f"{'%.5f' % outcome.objective if outcome.objective else '—'} ({verdict})"
                               + (" [reused]" if reused else ""), markup=False, soft_wrap=True)
 
-        from infercost.cli import _engine_output_to_stderr
+        from infercost.cli_common import engine_output_to_stderr as _engine_output_to_stderr
 
         with _engine_output_to_stderr():
             study = open_study(spec, storage, args.study_name)

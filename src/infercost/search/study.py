@@ -49,6 +49,8 @@ def _sampler(spec: StudySpec, space: list[TrialConfig]):
     if spec.sampler == "grid":
         return GridSampler({"config_index": list(range(len(space)))}, seed=spec.seed)
     if spec.sampler == "nsga2":
+        if hasattr(optuna.Trial, "set_constraint"):  # Optuna 5: constraints are set on the trial (see objective)
+            return NSGAIISampler(seed=spec.seed)
         return NSGAIISampler(seed=spec.seed, constraints_func=constraints_of)
     return TPESampler(seed=spec.seed, constraints_func=constraints_of, multivariate=True, group=True,
                       n_startup_trials=min(10, max(3, spec.n_trials // 5)))
@@ -102,6 +104,9 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
         else:
             outcome = asyncio.run(evaluator.evaluate(cfg))
         _store(trial, outcome)
+        if spec.sampler == "nsga2" and hasattr(trial, "set_constraint"):
+            for i, value in enumerate(constraints_of(trial)):
+                trial.set_constraint(f"c{i}", value)
         if on_trial:
             on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
