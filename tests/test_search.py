@@ -197,3 +197,26 @@ def test_multi_objective_study_returns_a_pareto_front(tmp_path):
     assert costs == sorted(costs)
     for i in range(1, len(front)):  # along the front, paying more buys lower latency (or equal cost)
         assert ttfts[i] <= ttfts[i - 1] or costs[i] == costs[i - 1]
+
+
+def test_a_worker_killed_before_its_first_heartbeat_is_recovered(tmp_path):
+    """Optuna's stale-trial check skips a RUNNING trial with no heartbeat at all (its worker died between creating
+    the trial and the first heartbeat); the study fails it once it is older than the grace period."""
+    import datetime
+
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    from infercost.search.study import _recover_stale
+
+    storage = storage_for(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(study_name="x", storage=storage)
+    dist = {"a": optuna.distributions.CategoricalDistribution([1, 2])}
+    dead, alive = study.ask(dist), study.ask(dist)  # no heartbeat thread: neither has a heartbeat
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        row = session.query(models.TrialModel).filter(models.TrialModel.trial_id == dead._trial_id).one()
+        row.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=60)
+    _recover_stale(study)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[dead.number] == optuna.trial.TrialState.FAIL
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING  # just started: not judged dead

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,8 +78,37 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def _recover_stale(study: optuna.Study) -> None:
     """Trials left RUNNING by a dead worker (no heartbeat for 3 intervals) are failed and their configuration queued
-    again (RetryFailedTrialCallback); Optuna also checks this before each new trial."""
+    again (RetryHeartbeatStaleTrialCallback); Optuna also checks this before each new trial. Optuna skips a trial
+    whose worker died before its first heartbeat; those are failed here once they are older than the grace period."""
     optuna.storages.fail_stale_trials(study)
+    for trial_id, params in _dead_before_first_heartbeat(study):
+        try:
+            study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except Exception:  # another worker got there first
+            continue
+        if params:
+            study.enqueue_trial(params, skip_if_exists=True)
+
+
+def _dead_before_first_heartbeat(study: optuna.Study) -> list[tuple[int, dict]]:
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB storage in a cache
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return []
+    try:  # Optuna's own tables: the public API does not say whether a trial has a heartbeat
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+    except ImportError:
+        return []
+    grace = timedelta(seconds=storage.grace_period or 2 * HEARTBEAT_S)
+    now = datetime.now()  # trials' start times are the workers' local clocks
+    out = []
+    with _create_scoped_session(storage.scoped_session) as session:
+        running = (session.query(models.TrialModel).filter(models.TrialModel.state == TrialState.RUNNING)
+                   .filter(models.TrialModel.study_id == study._study_id).all())
+        for t in running:
+            if not t.heartbeats and t.datetime_start is not None and now - t.datetime_start > grace:
+                out.append(t.trial_id)
+    return [(tid, storage.get_trial(tid).params) for tid in out]
 
 
 def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
