@@ -15,14 +15,9 @@ from infercost.errors import InputError
 
 def load_study_spec(path: str, overrides: list[str] = ()):
     from infercost.search.spec import StudySpec
-    from infercost.spec.loader import read_yaml, set_dotted, validate
+    from infercost.spec.loader import load_spec_file
 
-    data = read_yaml(path)
-    for item in overrides:
-        set_dotted(data, item, source="--study-set")
-    spec = validate(StudySpec, data, str(path))
-    spec._source_dir = Path(path).resolve().parent
-    return spec
+    return load_spec_file(StudySpec, path, overrides, "--study-set")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -148,25 +143,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from infercost.search.results import trials_frame
-    from infercost.search.study import default_storage, storage_for
 
-    import optuna
-
-    if args.storage:
-        storage = args.storage
-    else:
-        spec = load_study_spec(args.study)
-        storage = default_storage(args.results_dir, spec)
-    name = args.study_name
-    if name is None:
-        names = optuna.get_all_study_names(storage_for(storage))
-        if len(names) != 1:
-            raise InputError(f"give --study-name: the storage holds {names}", field="--study-name")
-        name = names[0]
-    try:
-        study = optuna.load_study(study_name=name, storage=storage_for(storage))
-    except KeyError:
-        raise InputError(f"no study named {name!r} in {storage}", field="--study-name") from None
+    _, study, _ = _open_existing(args)
     frame = trials_frame(study)
     if args.csv:
         frame.to_csv(args.csv, index=False)

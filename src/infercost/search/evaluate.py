@@ -125,8 +125,9 @@ class Evaluator:
         lengths = self.lengths(cfg.model)
         mean_in = sum(lengths.prompt) / len(lengths.prompt)
         mean_out = sum(lengths.output) / len(lengths.output)
-        tpot_bound = min((self.workload.slo.tpot_ms or _Empty()).bounds().values() or [math.inf]) / 1e3
-        ttft_bound = min((self.workload.slo.ttft_ms or _Empty()).bounds().values() or [math.inf]) / 1e3
+        targets = self.workload.slo.targets()
+        tpot_bound = min(targets.get("tpot_ms", {}).values(), default=math.inf) / 1e3
+        ttft_bound = min(targets.get("ttft_ms", {}).values(), default=math.inf) / 1e3
         est = estimate(projector.step, projector.memory, mean_in, mean_out, cfg.max_num_seqs,
                        tpot_bound if math.isfinite(tpot_bound) else None)
         margin = 1 + projector.efficiency.expected_error  # reject only when the floor is over even at the error
@@ -213,9 +214,9 @@ class Evaluator:
     async def _quality(self, outcome: TrialOutcome, deployment: Any, measured: bool) -> None:
         if not self.spec.constraints.quality or self.workload.quality is None or self.workload.quality.target is None:
             return
-        factory = None if measured or self.spec.mode == "hybrid" else _no_engine
-        if outcome.config.hardware != "here" and self.spec.mode == "hybrid":
-            factory = _no_engine  # answers for other hardware come from the cache of the same model and precision
+        # measured here: answers are generated (and cached); projected elsewhere: only cached answers of the same
+        # model and precision count
+        factory = None if measured else _no_engine
         try:
             kwargs = {} if factory is None else {"engine_factory": factory}
             q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir, **kwargs)
@@ -255,11 +256,6 @@ class Evaluator:
             o.binding = max(c, key=lambda k: c[k])  # the tightest constraint (closest to its limit)
         else:
             o.binding = "SLO (capacity is where it stops holding)"
-
-
-class _Empty:
-    def bounds(self) -> dict[str, float]:
-        return {}
 
 
 def evaluate_sync(evaluator: Evaluator, cfg: TrialConfig) -> TrialOutcome:

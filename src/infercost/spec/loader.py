@@ -102,13 +102,18 @@ def set_dotted(data: dict[str, Any], assignment: str, source: str) -> None:
     node[parts[-1]] = value
 
 
-def load_workload(path: str | Path, overrides: list[str] = ()) -> Workload:
+def load_spec_file(model: type[T], path: str | Path, overrides: list[str] = (), flag: str = "--set") -> T:
+    """A spec from YAML with `flag KEY=VALUE` overrides; paths inside it resolve against the file's directory."""
     data = read_yaml(path)
     for item in overrides:
-        set_dotted(data, item, source="--workload-set")
-    workload = validate(Workload, data, str(path))
-    workload._source_dir = Path(path).resolve().parent
-    return workload
+        set_dotted(data, item, source=flag)
+    spec = validate(model, data, str(path))
+    spec._source_dir = Path(path).resolve().parent
+    return spec
+
+
+def load_workload(path: str | Path, overrides: list[str] = ()) -> Workload:
+    return load_spec_file(Workload, path, overrides, "--workload-set")
 
 
 def load_deployment(path: str | Path | None, overrides: list[str] = (), default: dict | None = None) -> BaseModel:
