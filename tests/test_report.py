@@ -43,7 +43,7 @@ class ScriptedEngine(Engine):
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     workload = yaml.safe_load((WORKLOADS / "chat-support.yaml").read_text())
-    workload["description"] = f"Support chat {SCRIPT}"
+    workload["description"] = f"Support chat (Q&A) {SCRIPT}"
     workload["prompts"] = {"source": "inline", "items": [
         {"id": "q1", "prompt": f"What is the capital of France? {SCRIPT}", "reference": "Paris", "must_contain": ["Paris"]},
         {"id": "q2", "prompt": "Name a primary color.", "reference": "Red", "must_contain": ["Red"]},
@@ -118,7 +118,24 @@ def test_model_and_workload_text_is_escaped(report):
     assert "<script" not in html  # no script tag at all: nothing from a model or workload runs, and no JS is used
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
     md = (out / "report.md").read_text()
-    assert "<script" not in md and "&lt;script&gt;" in md
+    assert "\\<script>alert('x')\\</script>" in md  # a markdown escape: shown as text, not passed through as HTML
+    assert not re.search(r"(?<!\\)<script", md)
+
+
+def test_markdown_tables_end_before_the_next_line_and_text_is_not_html_escaped(report):
+    out, data, _ = report
+    lines = (out / "report.md").read_text().splitlines()
+    tables = 0
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and not lines[i + 1].startswith("|"):
+            tables += 1
+            assert lines[i + 1] == "", f"line {i + 2} would render as a row of the table above: {lines[i + 1]!r}"
+    assert tables >= 6
+    md = "\n".join(lines)
+    assert "Support chat (Q&A)" in md and "alert('x')" in md  # the workload's ' & < as written
+    assert not re.search(r"&(#x?[0-9a-fA-F]+|[a-zA-Z]+);", md), re.search(r".{30}&#?\w+;.{10}", md).group()
+    html = (out / "report.html").read_text()
+    assert "Support chat (Q&amp;A) &lt;script&gt;" in html  # HTML stays escaped
 
 
 def test_a_study_with_nothing_feasible_still_reports_why(tmp_path):

@@ -3,7 +3,6 @@ FOCUS CSV. HTML is autoescaped, so a prompt or answer holding `<script>` shows a
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ def _pct(v: Any) -> str:
 
 
 def _md(v: Any) -> str:
-    """Markdown table cells: no pipes or newlines, and HTML neutralised for renderers that pass it through."""
-    return html.escape(str(v or "")).replace("|", "\\|").replace("\n", " ")
+    """Text from workloads and models in markdown: no pipes (table cells) or newlines. A tag is neutralised with a
+    markdown backslash escape, not an HTML entity: the file is read as plain text too, where `&lt;` is noise."""
+    return str(v or "").replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
