@@ -5,6 +5,7 @@ study, and escaping. Answers come from a scripted engine (a fake: no real model 
 import asyncio
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from infercost.engines.base import Chunk, Engine, Usage
 from infercost.quality.evaluate import evaluate as evaluate_quality
+from infercost.report import charts
 from infercost.search.results import summary
 from infercost.spec import load_workload
 from infercost.spec.loader import deployment_adapter, validate
@@ -156,3 +158,20 @@ def test_a_study_with_nothing_feasible_still_reports_why(tmp_path):
     assert data["recommendation"] is None and len(data["rejected"]) == 2
     assert all("TPOT floor" in r["reason"] for r in data["rejected"])
     assert "No configuration met every constraint" in (out / "report.html").read_text()
+
+
+def _scatter_points(svg: str) -> int:
+    """Markers drawn on the plot: one <use> per point in the axes' scatter collections (the legend's excluded)."""
+    ns = "{http://www.w3.org/2000/svg}"
+    axes = [g for g in ET.fromstring(svg).iter(f"{ns}g") if g.get("id", "").startswith("axes")]
+    return sum(len(c.findall(f".//{ns}use")) for a in axes for c in a.findall(f"{ns}g")
+               if c.get("id", "").startswith("PathCollection"))
+
+
+def test_pareto_chart_plots_configurations_whose_quality_was_not_measured():
+    trials = [{"trial": i, "config": f"c{i}", "status": "feasible", "cost_per_1k": 0.01 * (i + 1),
+               "ttft_p95_ms": 300.0 - 100 * i, "quality": q} for i, q in enumerate([None, None, 0.9])]
+    svg = charts.pareto(trials, [])
+    assert _scatter_points(svg) == 3 and "quality not measured" in svg and "quality score" in svg
+    svg = charts.pareto(trials[:2], [])  # no quality measured anywhere: still a chart of cost against latency
+    assert _scatter_points(svg) == 2 and "quality not measured" in svg and "quality score" not in svg

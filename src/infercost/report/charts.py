@@ -31,15 +31,20 @@ def pareto(trials: list[dict[str, Any]], front: list[dict[str, Any]]) -> str | N
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    q = [t["quality"] if t["quality"] is not None else float("nan") for t in pts]
-    sc = ax.scatter([t["ttft_p95_ms"] for t in pts], [t["cost_per_1k"] for t in pts], c=q, cmap="viridis",
-                    s=28, edgecolors="black", linewidths=0.3)
-    if any(x == x for x in q):
+    scored = [t for t in pts if t["quality"] is not None]
+    unscored = [t for t in pts if t["quality"] is None]
+    if scored:
+        sc = ax.scatter([t["ttft_p95_ms"] for t in scored], [t["cost_per_1k"] for t in scored],
+                        c=[t["quality"] for t in scored], cmap="viridis", s=28, edgecolors="black", linewidths=0.3)
         fig.colorbar(sc, ax=ax, label="quality score")
+    if unscored:  # a colour map masks a missing value, which would hide the point: drawn hollow instead
+        ax.scatter([t["ttft_p95_ms"] for t in unscored], [t["cost_per_1k"] for t in unscored], s=28,
+                   facecolors="none", edgecolors="dimgray", linewidths=0.8, label="quality not measured")
     f = sorted([p for p in front if p["ttft_p95_ms"]], key=lambda p: p["ttft_p95_ms"])
     if f:
         ax.plot([p["ttft_p95_ms"] for p in f], [p["cost_per_1k_requests"] for p in f], color="crimson", lw=1,
                 label="Pareto front")
+    if f or unscored:
         ax.legend(loc="upper right")
     ax.set_xlabel("p95 TTFT at capacity (ms)")
     ax.set_ylabel("$ per 1k requests")
