@@ -175,3 +175,38 @@ def test_pareto_chart_plots_configurations_whose_quality_was_not_measured():
     assert _scatter_points(svg) == 3 and "quality not measured" in svg and "quality score" in svg
     svg = charts.pareto(trials[:2], [])  # no quality measured anywhere: still a chart of cost against latency
     assert _scatter_points(svg) == 2 and "quality not measured" in svg and "quality score" not in svg
+
+
+def test_sensitivity_costs_use_the_formula_and_target_utilisation_of_the_main_figures(report):
+    """The best trial again, priced for 70% utilisation: the SLO sensitivity's cost per 1k requests must scale
+    the recommendation's own figure by capacity alone (the hand-written formula assumed full utilisation)."""
+    import optuna
+
+    from infercost.cli_search import load_study_spec
+    from infercost.cost.catalog import load_catalog
+    from infercost.cost.formulas import cost_per_1k_requests
+    from infercost.report.build import build_report
+    from infercost.search.evaluate import Evaluator, TrialOutcome
+    from infercost.store import RunStore
+
+    out, data, study = report
+    results, tmp = out.parents[2], out.parents[3]
+    spec = load_study_spec(str(tmp / "s.yaml"))
+    workload = load_workload(spec.resolve(spec.workload))
+    catalog = load_catalog()
+    t = next(t for t in study.get_trials() if t.number == data["recommendation"]["trial"])
+    o = TrialOutcome.model_validate(t.user_attrs["outcome"])
+    cost = cost_per_1k_requests(o.cost.hourly_price, o.capacity_rps, 0.7)
+    o = o.model_copy(update={"objective": cost, "cost": o.cost.model_copy(
+        update={"target_utilisation": 0.7, "cost_per_1k_requests": cost})})
+    copy = optuna.create_study(study_name="r")
+    copy.add_trial(optuna.trial.create_trial(value=cost, params=t.params, distributions=t.distributions,
+                                             user_attrs={**t.user_attrs, "outcome": json.loads(o.model_dump_json())}))
+    evaluator = Evaluator(spec, workload, RunStore(results / "studies" / "r"), catalog)
+    rep = build_report(copy, spec, workload, catalog, evaluator)
+    rec = rep["recommendation"]
+    assert rec["cost_per_1k_requests"] == pytest.approx(cost)
+    assert rep["sensitivity"]["slo"]
+    for s in rep["sensitivity"]["slo"]:
+        assert s["cost_per_1k_requests"] == pytest.approx(rec["cost_per_1k_requests"] * rec["capacity_rps"]
+                                                          / s["capacity_rps"])

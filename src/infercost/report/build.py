@@ -14,6 +14,7 @@ import optuna
 from infercost.capacity.result import CapacityResult
 from infercost.cost.catalog import PRICING_MODELS, Catalog
 from infercost.cost.finops import budget_status, showback, value_figures
+from infercost.cost.formulas import cost_per_1k_requests
 from infercost.cost.placement import accelerator_offers, matching_offers
 from infercost.cost.pricing import FleetPolicy, Throughput, api_cost_row, cost_rows
 from infercost.metrics import summarize
@@ -191,7 +192,9 @@ def build_report(study: optuna.Study, spec: Any, workload: Workload, catalog: Ca
             w2 = workload.model_copy(update={"slo": slo})
             capacity = asyncio.run(projector.capacity(w2, evaluator.lengths(best.config.model), spec.capacity)
                                    ).capacity_rps
-        cost = c.hourly_price / (capacity * 3600) * 1000 if capacity and c.hourly_price else None
+        # the main figures' formula and target utilisation, so a changed SLO is the only difference
+        cost = cost_per_1k_requests(c.hourly_price, capacity, c.target_utilisation or 1.0) \
+            if capacity and c.hourly_price else None
         sens["slo"].append({"slo": label, "factor": factor, "capacity_rps": capacity, "cost_per_1k_requests": cost,
                             "method": "measured probes re-judged" if best.kind == "measured" else "re-simulated"})
     report["sensitivity"] = sens
