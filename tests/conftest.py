@@ -36,7 +36,7 @@ def vllm_server(smollm2_dir, tmp_path_factory):
         proc = subprocess.Popen(
             [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2_dir),
              "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--max-model-len", "2048", "--gpu-memory-utilization", "0.15", "--max-num-seqs", "16",
+             "--max-model-len", "2048", "--kv-cache-memory-bytes", str(256 * 2**20), "--max-num-seqs", "16",
              "--enforce-eager", "--dtype", "float32"],
             stdout=fh, stderr=subprocess.STDOUT, env=env,
         )

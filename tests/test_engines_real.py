@@ -84,7 +84,6 @@ def test_a_quantisation_vllm_cpu_cannot_do_is_an_infeasible_result_with_the_engi
     proc = subprocess.run(
         [sys.executable, "-m", "infercost", "run", str(WORKLOADS / "chat-support.yaml"), "-d",
          str(WORKLOADS / "deployments/smollm2-vllm-cpu.yaml"), "--set", "quantization=fp8", "--set", "dtype=bfloat16",
-         "--set", "gpu_memory_utilization=0.1",
          "--results-dir", str(tmp_path), "-q"],
         capture_output=True, text=True, timeout=600,
     )

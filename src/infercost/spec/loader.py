@@ -17,9 +17,8 @@ T = TypeVar("T")
 
 _DEPLOYMENT = TypeAdapter(Deployment)
 
-# Used when no deployment file is given: the bundled small model on vLLM, sized for a CPU host.
+# Used when no deployment file is given: the bundled small model on vLLM; its KV cache is sized for the workload.
 DEFAULT_DEPLOYMENT = {"model": "smollm2-135m-instruct", "engine": "vllm", "dtype": "float32",
-                      "gpu_memory_utilization": 0.3,
                       "max_model_len": 2048, "max_num_seqs": 16}
 
 
