@@ -177,36 +177,62 @@ def test_pareto_chart_plots_configurations_whose_quality_was_not_measured():
     assert _scatter_points(svg) == 2 and "quality not measured" in svg and "quality score" not in svg
 
 
-def test_sensitivity_costs_use_the_formula_and_target_utilisation_of_the_main_figures(report):
-    """The best trial again, priced for 70% utilisation: the SLO sensitivity's cost per 1k requests must scale
-    the recommendation's own figure by capacity alone (the hand-written formula assumed full utilisation)."""
+
+def _rebuilt(report, change):
+    """build_report again on an in-memory copy of the fixture's completed trials, each outcome passed through
+    `change(trial number, outcome)` first: real report code on figures a projection would not produce."""
     import optuna
 
     from infercost.cli_search import load_study_spec
     from infercost.cost.catalog import load_catalog
-    from infercost.cost.formulas import cost_per_1k_requests
     from infercost.report.build import build_report
     from infercost.search.evaluate import Evaluator, TrialOutcome
     from infercost.store import RunStore
 
-    out, data, study = report
+    out, _, study = report
     results, tmp = out.parents[2], out.parents[3]
     spec = load_study_spec(str(tmp / "s.yaml"))
     workload = load_workload(spec.resolve(spec.workload))
     catalog = load_catalog()
-    t = next(t for t in study.get_trials() if t.number == data["recommendation"]["trial"])
-    o = TrialOutcome.model_validate(t.user_attrs["outcome"])
-    cost = cost_per_1k_requests(o.cost.hourly_price, o.capacity_rps, 0.7)
-    o = o.model_copy(update={"objective": cost, "cost": o.cost.model_copy(
-        update={"target_utilisation": 0.7, "cost_per_1k_requests": cost})})
     copy = optuna.create_study(study_name="r")
-    copy.add_trial(optuna.trial.create_trial(value=cost, params=t.params, distributions=t.distributions,
-                                             user_attrs={**t.user_attrs, "outcome": json.loads(o.model_dump_json())}))
-    evaluator = Evaluator(spec, workload, RunStore(results / "studies" / "r"), catalog)
-    rep = build_report(copy, spec, workload, catalog, evaluator)
+    for t in study.get_trials():
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            o = change(t.number, TrialOutcome.model_validate(t.user_attrs["outcome"]))
+            copy.add_trial(optuna.trial.create_trial(
+                value=o.objective, params=t.params, distributions=t.distributions,
+                user_attrs={**t.user_attrs, "outcome": json.loads(o.model_dump_json())}))
+    return build_report(copy, spec, workload, catalog, Evaluator(spec, workload, RunStore(results / "studies" / "r"),
+                                                                 catalog))
+
+
+def test_sensitivity_costs_use_the_formula_and_target_utilisation_of_the_main_figures(report):
+    """Every configuration priced for 70% utilisation: the SLO sensitivity's cost per 1k requests must scale the
+    recommendation's figure by capacity alone (the hand-written formula assumed full utilisation)."""
+    from infercost.cost.formulas import cost_per_1k_requests
+
+    def at_70(_, o):
+        if o.cost is None or o.objective is None:
+            return o
+        cost = cost_per_1k_requests(o.cost.hourly_price, o.capacity_rps, 0.7)
+        return o.model_copy(update={"objective": cost, "cost": o.cost.model_copy(
+            update={"target_utilisation": 0.7, "cost_per_1k_requests": cost})})
+
+    rep = _rebuilt(report, at_70)
     rec = rep["recommendation"]
-    assert rec["cost_per_1k_requests"] == pytest.approx(cost)
+    assert rec["cost_per_1k_requests"] == pytest.approx(report[1]["recommendation"]["cost_per_1k_requests"] / 0.7)
     assert rep["sensitivity"]["slo"]
     for s in rep["sensitivity"]["slo"]:
         assert s["cost_per_1k_requests"] == pytest.approx(rec["cost_per_1k_requests"] * rec["capacity_rps"]
                                                           / s["capacity_rps"])
+
+
+def test_report_pareto_front_is_the_search_s_and_a_missing_ttft_knocks_nothing_off(report):
+    from infercost.search.study import outcomes, pareto_front
+
+    out, data, study = report
+    feasible = sorted([(t, o) for t, o in outcomes(study) if o.status == "feasible"], key=lambda x: x[1].objective)
+    before = [p["trial"] for p in data["pareto"]]
+    assert before == [t.number for t, _ in pareto_front(feasible)] and len(before) > 1
+    best = data["recommendation"]["trial"]
+    rep = _rebuilt(report, lambda n, o: o.model_copy(update={"ttft_p95_ms": None}) if n == best else o)
+    assert set(before) <= {p["trial"] for p in rep["pareto"]}  # no latency figure: it dominates nobody on latency

@@ -60,7 +60,7 @@ def test_space_is_conditional_and_enumerable(tmp_path):
     configs = enumerate_space(spec)
     assert len(configs) == 2 * 2 * 2 * 3 * 2  # models x precisions x seqs x hardware x devices
     assert len({c.key() for c in configs}) == len(configs)
-    d = configs[0].deployment({"gpu_memory_utilization": 0.9, "device": "cpu"})
+    d = configs[0].deployment({"kv_cache_memory": "1GiB", "device": "cpu"})
     assert d["engine"] == "vllm" and "device" not in d  # fixed fields apply only to engines that have them
 
 
@@ -197,6 +197,22 @@ def test_multi_objective_study_returns_a_pareto_front(tmp_path):
     assert costs == sorted(costs)
     for i in range(1, len(front)):  # along the front, paying more buys lower latency (or equal cost)
         assert ttfts[i] <= ttfts[i - 1] or costs[i] == costs[i - 1]
+
+
+def test_pareto_front_counts_a_missing_figure_as_the_worst_on_its_axis():
+    from infercost.search.evaluate import TrialOutcome
+    from infercost.search.space import TrialConfig
+    from infercost.search.study import pareto_front
+
+    cfg = TrialConfig(model="m", engine="vllm", precision="bfloat16", max_num_seqs=8)
+
+    def o(cost, ttft, quality=0.9):
+        return TrialOutcome(config=cfg, status="feasible", objective=cost, ttft_p95_ms=ttft, quality_score=quality)
+
+    rows = [("cheapest, no TTFT", o(1.0, None)), ("fast", o(2.0, 100.0)), ("slow", o(3.0, 500.0)),
+            ("dear, no TTFT", o(4.0, None)), ("fast, no quality", o(2.0, 100.0, None)), ("same as fast", o(2.0, 100.0))]
+    # read as 0 ms (the report's old rule), the cheapest would have dominated every other configuration
+    assert [name for name, _ in pareto_front(rows)] == ["cheapest, no TTFT", "fast", "same as fast"]
 
 
 def test_a_worker_killed_before_its_first_heartbeat_is_recovered(tmp_path):

@@ -21,7 +21,7 @@ from infercost.metrics import summarize
 from infercost.metrics.units import METRICS
 from infercost.search.evaluate import TrialOutcome
 from infercost.search.results import summary as study_summary
-from infercost.search.study import outcomes
+from infercost.search.study import outcomes, pareto_front
 from infercost.spec.workload import SLO, Demand, Workload
 from infercost.store import load_run
 
@@ -151,15 +151,9 @@ def build_report(study: optuna.Study, spec: Any, workload: Workload, catalog: Ca
                                        "cost_per_1k_requests": o.objective, "ttft_p95_ms": o.ttft_p95_ms,
                                        "quality": o.quality_score,
                                        "why_not": f"{gap:.0%} more per 1k requests than the recommendation"})
-    front = []
-    for t, o in feasible:
-        if not any(u.objective <= o.objective and (u.ttft_p95_ms or 0) <= (o.ttft_p95_ms or 0)
-                   and (u.quality_score or 0) >= (o.quality_score or 0) and u is not o
-                   and (u.objective, u.ttft_p95_ms, u.quality_score) != (o.objective, o.ttft_p95_ms, o.quality_score)
-                   for _, u in feasible):
-            front.append({"trial": t.number, "label": o.config.label(), "cost_per_1k_requests": o.objective,
-                          "ttft_p95_ms": o.ttft_p95_ms, "quality": o.quality_score})
-    report["pareto"] = front
+    report["pareto"] = [{"trial": t.number, "label": o.config.label(), "cost_per_1k_requests": o.objective,
+                         "ttft_p95_ms": o.ttft_p95_ms, "quality": o.quality_score}
+                        for t, o in pareto_front(feasible)]
     placements = _placements(best, workload, catalog)
     report["placements"] = [_row_dict(r) for r in placements[:24]]
     tokens_in, tokens_out = c.mean_input_tokens, c.mean_output_tokens

@@ -72,7 +72,7 @@ def open_study(spec: StudySpec, storage: str, study_name: str | None = None) -> 
     return study
 
 
-def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
@@ -122,7 +122,7 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
                                                                                                              spec)
         key = cfg.key()
         trial.set_user_attr("config_key", key)
-        earlier = next((t for t in _finished(study) if t.user_attrs.get("config_key") == key
+        earlier = next((t for t in finished_trials(study) if t.user_attrs.get("config_key") == key
                         and "outcome" in t.user_attrs), None)
         baseline = study.user_attrs.get("baseline")
         if earlier is not None:
@@ -148,7 +148,7 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
         params = params_for(TrialOutcome.model_validate(baseline).config, spec)
         if params is not None:  # start from today's plan: a known point, reused rather than measured again
             study.enqueue_trial(params, skip_if_exists=True)
-    remaining = max(0, spec.n_trials - len(_finished(study)))
+    remaining = max(0, spec.n_trials - len(finished_trials(study)))
     if remaining:
         study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
             spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
@@ -178,6 +178,21 @@ def outcomes(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialO
             if "outcome" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
+def pareto_front(rows: list[tuple[Any, TrialOutcome]]) -> list[tuple[Any, TrialOutcome]]:
+    """The rows no other row dominates on cost, p95 TTFT (both lower is better) and quality (higher). One rule for
+    the study and the report. A missing figure counts as the worst on its axis (as the objective values' penalty
+    TTFT does): what was not measured never makes a configuration look better or knocks a measured one off."""
+    inf = float("inf")
+
+    def point(o: TrialOutcome) -> tuple[float, float, float]:
+        return (inf if o.objective is None else o.objective, inf if o.ttft_p95_ms is None else o.ttft_p95_ms,
+                inf if o.quality_score is None else -o.quality_score)
+
+    points = [point(o) for _, o in rows]
+    return [row for row, p in zip(rows, points)
+            if not any(q != p and all(a <= b for a, b in zip(q, p)) for q in points)]
+
+
 def best(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutcome]]:
     """The cheapest feasible trial (single objective) or the feasible Pareto set (multi-objective)."""
     feasible = [(t, o) for t, o in outcomes(study) if o.status == "feasible"]
@@ -185,11 +200,4 @@ def best(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutco
         return []
     if len(study.directions) == 1:
         return [min(feasible, key=lambda x: x[1].objective)]
-    front = []
-    for t, o in feasible:
-        dominated = any(
-            (u.values[0] <= t.values[0] and u.values[1] <= t.values[1] and u.values[2] >= t.values[2])
-            and u.values != t.values for u, _ in feasible)
-        if not dominated:
-            front.append((t, o))
-    return sorted(front, key=lambda x: x[1].objective)
+    return sorted(pareto_front(feasible), key=lambda x: x[1].objective)
