@@ -34,7 +34,7 @@ def test_capacity_probe_meets_the_slo_and_the_next_one_up_does_not(capacity):
     assert result.kind == "measured" and result.capacity_rps == result.capacity_load > 0
     best = result.best_probe()
     assert best.passed and best.stopped_early is None
-    run = load_run(best.run_dir)  # the probe's own stored run agrees: every SLO check passed
+    run = load_run(result.probe_dir(best))  # the probe's own stored run agrees: every SLO check passed
     assert run.summary["slo_met"] is True
     assert run.summary["requests"] >= result.requests_per_probe == 20
     assert all(c["passed"] for c in run.summary["slo_checks"])
@@ -44,7 +44,7 @@ def test_capacity_probe_meets_the_slo_and_the_next_one_up_does_not(capacity):
     failing = next(p for p in result.probes if p.load == result.failed_load)
     assert failing.reason  # why it failed: an SLO check or an early stop
     if failing.run_dir:
-        failed_run = load_run(failing.run_dir)
+        failed_run = load_run(result.probe_dir(failing))
         assert failed_run.summary["slo_met"] is False or failed_run.manifest.get("stopped_early")
 
 
@@ -59,7 +59,7 @@ def test_every_probe_is_kept_with_provenance(capacity):
     assert result.provenance["engine"]["engine"] == "vllm"
     assert result.tags == workload.tags.as_dict() and result.tags["team"]
     for p in result.probes:
-        assert load_run(p.run_dir).manifest["workload"]["traffic"]["rate"] == p.load
+        assert load_run(result.probe_dir(p)).manifest["workload"]["traffic"]["rate"] == p.load
 
 
 def test_cost_command_prices_the_measured_capacity(capacity, tmp_path):
@@ -102,7 +102,7 @@ def test_engine_steps_recovered_from_real_token_timestamps_fit_the_step_model(ca
     from infercost.projection.shape import load_shape
 
     result, _ = capacity
-    runs = [load_run(p.run_dir) for p in result.probes]
+    runs = [load_run(result.probe_dir(p)) for p in result.probes]
     steps = Steps.concat([recover_steps(r.requests) for r in runs])
     assert len(steps) > 50
     assert (steps.sequences >= 1).all() and (steps.duration > 0).all()

@@ -215,6 +215,24 @@ def test_pareto_front_counts_a_missing_figure_as_the_worst_on_its_axis():
     assert [name for name, _ in pareto_front(rows)] == ["cheapest, no TTFT", "fast", "same as fast"]
 
 
+def test_baseline_takes_the_engine_s_defaults_for_fields_it_leaves_out():
+    from infercost.search.results import baseline_config
+    from infercost.search.spec import Baseline
+    from infercost.spec.loader import deployment_adapter, validate
+
+    for deployment in ({"engine": "vllm", "model": "llama-3.1-8b", "dtype": "bfloat16"},
+                       {"engine": "transformers", "model": "smollm2-135m"}):
+        cfg = baseline_config(Baseline(deployment=deployment, hardware="H100-SXM"))
+        as_written = validate(deployment_adapter(), deployment, source="test")
+        assert cfg.max_num_seqs == as_written.max_num_seqs  # vLLM 256, transformers 8: the deployment models' own
+        assert cfg.enable_prefix_caching == as_written.enable_prefix_caching
+        assert validate(deployment_adapter(), cfg.deployment({}), source="test").max_num_seqs == cfg.max_num_seqs
+    from infercost.errors import InputError
+
+    with pytest.raises(InputError, match="cannot be a baseline"):  # no search engine runs it
+        baseline_config(Baseline(deployment={"engine": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}))
+
+
 def test_a_worker_killed_before_its_first_heartbeat_is_recovered(tmp_path):
     """Optuna's stale-trial check skips a RUNNING trial with no heartbeat at all (its worker died between creating
     the trial and the first heartbeat); the study fails it once it is older than the grace period."""

@@ -34,11 +34,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from infercost.projection.calibrate import Steps, fit, save_calibration
     from infercost.projection.hardware import host_cpu
     from infercost.projection.shape import load_shape
-    from infercost.projection.validate import leave_one_out, load_measured, summarise_errors
+    from infercost.projection.validate import (leave_one_out, load_measured, recorded_hardware, same_machine,
+                                               summarise_errors)
     from infercost.provenance import hardware as this_hardware
     from infercost.spec import load_deployment, load_workload
     from infercost.spec.loader import validate
     from infercost.store import RunStore
+    from infercost.store.runs import stored_path, update_manifest
 
     console = Console(highlight=False, stderr=True)
     dirs = [Path(d) for d in args.from_dirs or ()]
@@ -62,8 +64,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InputError("calibration needs at least two measured configurations (--max-num-seqs a,b or --from)")
     configs = [load_measured(d) for d in dirs]
     first = configs[0]
+    hw = recorded_hardware(configs)  # the machine the runs were measured on, not necessarily this one
+    if hw is None or args.refresh_probe:
+        here = this_hardware()
+        elsewhere = [c for c in configs if not same_machine(c.machine, here)]
+        if elsewhere:
+            m = elsewhere[0].machine
+            raise InputError(f"{elsewhere[0].directory} was measured on another machine ({m.get('cpu_model')}, "
+                             f"{m.get('cpu_usable_cores')} cores): its host probe (bandwidth, FLOPs) is not recorded "
+                             f"with it and can only be measured there", field="--from")
+        hw = host_cpu(refresh=args.refresh_probe)
+        for c in configs:  # recorded with the runs, so a later calibration or test uses these figures anywhere
+            update_manifest(c.directory, host_probe=hw.model_dump())
     model, dtype = first.deployment["model"], first.engine.get("dtype") or first.deployment.get("dtype")
-    shape, hw = load_shape(first.engine.get("model_dir") or model), host_cpu(refresh=args.refresh_probe)
+    shape = load_shape(first.engine.get("model_dir") or model)
     shape = shape.model_copy(update={"name": model})
     eff, stats = fit(Steps.concat([c.steps for c in configs]), shape, hw, dtype,
                      source=f"calibrated on {len(configs)} measured configurations ({', '.join(c.label for c in configs)})")
@@ -72,14 +86,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if errors.get("capacity_rps_mae") is not None:
         eff = eff.model_copy(update={"expected_error": max(errors.get("capacity_rps_mae", 0),
                                                            errors.get("tpot_mean_ms_mae", 0), 0.05)})
-    machine = this_hardware()
+    machine = first.machine
     out = Path(args.output) if args.output else calibration_path(args.results_dir, first.engine.get("engine", "vllm"),
                                                                   machine, model)
     save_calibration(out, {
         "engine": first.engine.get("engine"), "engine_version": first.engine.get("vllm_version"), "model": model,
         "dtype": dtype, "hardware": hw.model_dump(), "machine": machine, "efficiency": eff.model_dump(),
         "fit": stats, "validation": {"method": "leave one configuration out", "errors": errors, "rows": rows},
-        "runs": [str(d) for d in dirs], "command": " ".join(os.sys.argv),
+        "runs": [stored_path(d, out.parent) for d in dirs], "command": " ".join(os.sys.argv),
     })
     if args.json:
         print(json.dumps({"calibration": str(out), "efficiency": eff.model_dump(), "fit": stats,

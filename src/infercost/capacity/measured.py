@@ -11,13 +11,14 @@ from typing import Any
 
 from infercost.capacity.guards import QueueGrowth, SloAlreadyLost, first_of
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
+from infercost.capacity.result import load_capacity  # noqa: F401  (importable from here, where it was)
 from infercost.capacity.search import search_capacity
 from infercost.measure import EngineStartFailed, Progress, _quiet_stop, measure, start_engine
 from infercost.metrics import RunSummary
 from infercost.provenance import git_commit, hardware, library_versions, spec_hash
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
-from infercost.store.runs import utc_now
+from infercost.store.runs import stored_path, utc_now
 
 
 class CapacityProgress(Progress):
@@ -43,7 +44,7 @@ def probe_workload(workload: Workload, options: CapacityOptions, load: float, re
 
 
 def probe_from_summary(index: int, phase: str, load: float, summary: RunSummary | None, stopped: str | None,
-                       run_dir: Path) -> Probe:
+                       run_dir: str | Path) -> Probe:
     if summary is None:
         return Probe(index=index, phase=phase, load=load, passed=False, reason="no summary", run_dir=str(run_dir))
     failed = [c for c in summary.slo_checks if not c.passed]
@@ -100,7 +101,7 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
         unit = "users" if options.mode == "concurrency" else "rps"
         m = await measure(pw, deployment, probe_store, progress, engine=engine, stop_check=guard,
                           run_name=f"probe{index:02d}-{load:g}{unit}")
-        p = probe_from_summary(index, phase, load, m.summary, m.stopped_early, m.run_dir)
+        p = probe_from_summary(index, phase, load, m.summary, m.stopped_early, stored_path(m.run_dir, writer.dir))
         writer.add(p.model_dump(mode="json"))
         progress.probe_done(p)
         return p
@@ -127,8 +128,15 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
                     "hardware": writer.manifest["hardware"], "measured_at": utc_now(),
                     "startup_s": startup_s, "capacity_dir": str(writer.dir)},
     )
-    writer.finish("completed", result.model_dump(mode="json"), engine=described, startup_s=startup_s)
+    writer.finish("completed", _as_stored(result), engine=described, startup_s=startup_s)
     return result
+
+
+def _as_stored(result: CapacityResult) -> dict[str, Any]:
+    """capacity.json names its own directory as "." (paths in it are relative to it), so the folder can move."""
+    data = result.model_dump(mode="json")
+    data["provenance"]["capacity_dir"] = "."
+    return data
 
 
 def _status_reason(status: str, options: CapacityOptions) -> str | None:
@@ -138,10 +146,3 @@ def _status_reason(status: str, options: CapacityOptions) -> str | None:
                      "time (no queueing left to remove) or below min_load",
         "probe_limit": f"stopped after {options.max_probes} probes before reaching the precision asked",
     }.get(status)
-
-
-def load_capacity(path: str | Path) -> CapacityResult:
-    """A capacity result from its directory (or its capacity.json)."""
-    path = Path(path)
-    file = path / "capacity.json" if path.is_dir() else path
-    return CapacityResult.model_validate_json(file.read_text())

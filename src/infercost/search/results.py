@@ -8,9 +8,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from infercost.errors import InputError
 from infercost.search.evaluate import TrialOutcome
 from infercost.search.space import TrialConfig
 from infercost.search.study import best, outcomes
+from infercost.spec.deployment import TransformersDeployment, VllmDeployment
+
+_DEPLOYMENTS = {"vllm": VllmDeployment, "transformers": TransformersDeployment}
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -31,15 +35,22 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def baseline_config(baseline: Any) -> TrialConfig:
+    """Today's deployment as a trial configuration. A field the baseline leaves out takes its engine's default from
+    the deployment model, so the trial is the deployment that file would run."""
     d = baseline.deployment
     engine = d.get("engine", "vllm")
+    if engine not in _DEPLOYMENTS:
+        raise InputError(f"{engine!r} cannot be a baseline: the search runs {' and '.join(_DEPLOYMENTS)}",
+                         field="baseline.deployment.engine")
+    defaults = _DEPLOYMENTS[engine].model_fields
     precision = d.get("quantization") or d.get("dtype") or ("float32" if engine == "vllm" else "none")
     if engine == "transformers":
         precision = d.get("quantization") or "none"
     return TrialConfig(model=d["model"], engine=engine, precision=precision,
-                       max_num_seqs=int(d.get("max_num_seqs", 16)),
+                       max_num_seqs=int(d.get("max_num_seqs", defaults["max_num_seqs"].default)),
                        max_num_batched_tokens=d.get("max_num_batched_tokens"),
-                       enable_prefix_caching=bool(d.get("enable_prefix_caching", engine == "vllm")),
+                       enable_prefix_caching=bool(d.get("enable_prefix_caching",
+                                                        defaults["enable_prefix_caching"].default)),
                        kv_cache_dtype=d.get("kv_cache_dtype", "auto"), hardware=baseline.hardware,
                        devices=baseline.devices, pricing=baseline.pricing)
 
