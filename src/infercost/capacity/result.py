@@ -4,12 +4,14 @@ for the probes' sample sizes."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from infercost.spec.common import Spec
 from infercost.spec.workload import SLO
+from infercost.store.runs import resolve_stored
 
 
 class CapacityOptions(Spec):
@@ -73,7 +75,7 @@ class Probe(BaseModel):
     slo_observed: dict[str, float | None] = Field(default_factory=dict)  # "ttft_ms.p95" -> ms
     stopped_early: str | None = None
     unloaded: bool = False  # load x mean e2e <= 1: about one request in the system, no queueing to remove
-    run_dir: str | None = None
+    run_dir: str | None = None  # relative to the capacity directory ("probes/<run>"); older results: absolute
 
 
 class CapacityResult(BaseModel):
@@ -98,3 +100,21 @@ class CapacityResult(BaseModel):
     def best_probe(self) -> Probe | None:
         passing = [p for p in self.probes if p.passed and p.load == self.capacity_load]
         return passing[-1] if passing else None
+
+    def probe_dir(self, probe: Probe, directory: str | Path | None = None) -> Path | None:
+        """A probe's run directory, found from the capacity directory (given, or the one this result was read from
+        or written to) so that a moved or copied result still reads its own probes."""
+        if not probe.run_dir:
+            return None
+        return resolve_stored(probe.run_dir, directory or self.provenance.get("capacity_dir") or ".")
+
+
+def load_capacity(path: str | Path) -> CapacityResult:
+    """A capacity result from its directory (or its capacity.json), with `capacity_dir` set to where it was read:
+    its probes are found from there wherever the folder was measured."""
+    path = Path(path)
+    file = path / "capacity.json" if path.is_dir() else path
+    result = CapacityResult.model_validate_json(file.read_text())
+    if result.kind == "measured":
+        result.provenance["capacity_dir"] = str(file.parent)
+    return result

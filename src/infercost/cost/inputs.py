@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from infercost.capacity.result import CapacityResult
+from infercost.capacity.result import load_capacity
 from infercost.cost.pricing import Throughput, throughput_from_capacity, throughput_from_run
 from infercost.errors import InputError
 from infercost.spec.workload import Workload
@@ -36,12 +36,12 @@ def load_priced_input(path: str | Path) -> PricedInput:
     deployment = manifest.get("deployment", {})
     gpus_used = int(deployment.get("tensor_parallel_size") or 1)
     if (directory / "capacity.json").is_file():
-        result = CapacityResult.model_validate_json((directory / "capacity.json").read_text())
+        result = load_capacity(directory)
         best = result.best_probe()
+        probe_dir = result.probe_dir(best) if best is not None else None
         peak = None
-        if best is not None and best.run_dir and (Path(best.run_dir) / "summary.json").is_file():
-            peak = (json.loads((Path(best.run_dir) / "summary.json").read_text()).get("memory") or {}).get(
-                "peak_rss_bytes")
+        if probe_dir is not None and (probe_dir / "summary.json").is_file():
+            peak = (json.loads((probe_dir / "summary.json").read_text()).get("memory") or {}).get("peak_rss_bytes")
         return PricedInput(throughput_from_capacity(result, directory), workload, peak, gpus_used)
     summary_file = directory / "summary.json"
     if not summary_file.is_file():

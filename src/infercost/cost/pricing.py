@@ -93,9 +93,10 @@ def throughput_from_capacity(result: CapacityResult, directory: str | Path | Non
         raise InputError(f"no capacity to price: {result.status} ({result.reason})",
                          source=str(directory or result.workload))
     best = result.best_probe()
+    probe_dir = result.probe_dir(best, directory) if best is not None else None
     tokens: dict[str, Any] = {}
-    if best is not None and best.run_dir and (Path(best.run_dir) / "summary.json").is_file():
-        tokens = json.loads((Path(best.run_dir) / "summary.json").read_text())
+    if probe_dir is not None and (probe_dir / "summary.json").is_file():
+        tokens = json.loads((probe_dir / "summary.json").read_text())
     prov = result.provenance
     return Throughput(
         kind=result.kind, capacity_rps=result.capacity_rps, mean_input_tokens=tokens.get("mean_input_tokens"),

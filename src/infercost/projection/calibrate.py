@@ -19,6 +19,7 @@ import pandas as pd
 from infercost.projection.hardware import Hardware
 from infercost.projection.shape import ModelShape
 from infercost.projection.steptime import Efficiency, StepModel
+from infercost.store.runs import resolve_stored
 
 
 @dataclass
@@ -128,6 +129,9 @@ def save_calibration(path: Path, data: dict) -> Path:
 
 
 def load_calibration(path: str | Path) -> tuple[Efficiency, dict]:
-    data = json.loads(Path(path).read_text())
+    """The efficiencies and the file's data, with `runs` (recorded relative to the file) resolved from where it is."""
+    path = Path(path)
+    data = json.loads(path.read_text())
     eff = Efficiency.model_validate(data["efficiency"])
+    data["runs"] = [str(resolve_stored(r, path.parent)) for r in data.get("runs") or []]
     return eff, data

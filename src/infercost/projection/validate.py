@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from infercost.capacity.result import CapacityOptions, CapacityResult
+from infercost.capacity.result import CapacityOptions, CapacityResult, load_capacity
+from infercost.errors import InputError
 from infercost.projection.calibrate import Steps, fit, recover_steps
 from infercost.projection.hardware import Hardware
 from infercost.projection.project import Projector, measured_lengths
@@ -34,6 +35,8 @@ class MeasuredConfig:
     result: CapacityResult
     runs: list[Any]
     steps: Steps
+    machine: dict[str, Any]  # the machine description the search recorded (CPU model, cores, RAM, GPUs)
+    host_probe: Hardware | None  # the host probe (bandwidth, FLOPs) recorded with it when it was calibrated
 
     @property
     def label(self) -> str:
@@ -49,21 +52,43 @@ class MeasuredConfig:
         return measured_lengths(pairs, f"token lengths measured in {self.directory.name}")
 
 
-def _probe_dir(capacity_dir: Path, recorded: str) -> Path:
-    """Probe runs live under the capacity directory; find them there when the directory has moved."""
-    path = Path(recorded)
-    return path if path.is_dir() else capacity_dir / "probes" / path.name
-
-
 def load_measured(directory: str | Path) -> MeasuredConfig:
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
-    result = CapacityResult.model_validate_json((directory / "capacity.json").read_text())
-    runs = [load_run(_probe_dir(directory, p.run_dir)) for p in result.probes if p.run_dir]
+    result = load_capacity(directory)
+    runs = [load_run(result.probe_dir(p)) for p in result.probes if p.run_dir]
     steps = Steps.concat([recover_steps(r.requests) for r in runs])
+    probe = manifest.get("host_probe")
     return MeasuredConfig(directory, manifest["deployment"], manifest.get("engine", {}),
                           Workload.model_validate(manifest["workload"]), CapacityOptions(**manifest["options"]),
-                          result, runs, steps)
+                          result, runs, steps, manifest.get("hardware", {}),
+                          Hardware.model_validate(probe) if probe else None)
+
+
+MACHINE_KEYS = ("cpu_model", "cpu_usable_cores", "ram_gib")  # what the host probe's cache is keyed on
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in MACHINE_KEYS) and [g.get("name") for g in a.get("gpus") or []] == [
+        g.get("name") for g in b.get("gpus") or []]
+
+
+def recorded_hardware(configs: list[MeasuredConfig]) -> Hardware | None:
+    """The hardware the configurations were measured on, as recorded with them: projections of their runs must use
+    it, not a probe of whatever machine reads them. None when a configuration records no host probe."""
+    first = configs[0].machine
+    for c in configs[1:]:
+        if not same_machine(first, c.machine):
+            raise InputError(f"the configurations were measured on different machines ({configs[0].directory.name}: "
+                             f"{_describe(first)}; {c.directory.name}: {_describe(c.machine)}): calibrate each "
+                             f"machine on its own runs")
+    if any(c.host_probe is None for c in configs):
+        return None
+    return configs[0].host_probe
+
+
+def _describe(machine: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {machine.get(k)}" for k in MACHINE_KEYS)
 
 
 def projector_for(cfg: MeasuredConfig, shape: ModelShape, hardware: Hardware, eff: Efficiency) -> Projector:

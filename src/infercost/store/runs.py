@@ -4,6 +4,7 @@ run keeps its measurements), requests.parquet and summary.json (written at the e
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +24,32 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def stored_path(path: str | Path, base: str | Path) -> str:
+    """A path as a results file records it: relative to the directory holding that file, so the folder can be
+    copied or moved and still find what it names."""
+    return Path(os.path.relpath(Path(path).absolute(), Path(base).absolute())).as_posix()
+
+
+def resolve_stored(recorded: str | Path, base: str | Path) -> Path:
+    """A recorded path read back against the directory of the file that names it. Older results recorded absolute
+    paths: the same tail under `base` is preferred (a copied folder reads its own copy), then the path as written."""
+    path, base = Path(recorded), Path(base)
+    if not path.is_absolute():
+        return base / path
+    parts = path.parts[1:]
+    for i in range(len(parts)):
+        candidate = base.joinpath(*parts[i:])
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def update_manifest(directory: str | Path, **fields: Any) -> None:
+    """Add fields to a finished run's manifest (e.g. the host probe recorded when its runs are calibrated)."""
+    path = Path(directory) / "manifest.json"
+    _write_json(path, {**json.loads(path.read_text()), **fields})
 
 
 def utc_now() -> str:
