@@ -105,6 +105,10 @@ def test_calibrating_recorded_runs_uses_their_host_probe_not_this_machine(tmp_pa
                                                                   "ram_gib": 512.0, "gpus": []})
     copy = tmp_path / "runs"
     shutil.copytree(CALIBRATION / "runs", copy)
+    for run in copy.iterdir():  # the model directory they name is on the machine that measured them
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["engine"]["model_dir"] = "/elsewhere/models/smollm2-135m-instruct"
+        (run / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "cal" / "c.json"
     assert main(["calibrate", "--from", *map(str, sorted(copy.iterdir())), "-o", str(out), "--json"]) == 0
     capsys.readouterr()

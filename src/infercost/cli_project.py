@@ -77,7 +77,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for c in configs:  # recorded with the runs, so a later calibration or test uses these figures anywhere
             update_manifest(c.directory, host_probe=hw.model_dump())
     model, dtype = first.deployment["model"], first.engine.get("dtype") or first.deployment.get("dtype")
-    shape = load_shape(first.engine.get("model_dir") or model)
+    model_dir = first.engine.get("model_dir")  # a path on the machine that measured: this one may not have it
+    shape = load_shape(model_dir if model_dir and Path(model_dir).is_dir() else model)
     shape = shape.model_copy(update={"name": model})
     eff, stats = fit(Steps.concat([c.steps for c in configs]), shape, hw, dtype,
                      source=f"calibrated on {len(configs)} measured configurations ({', '.join(c.label for c in configs)})")
