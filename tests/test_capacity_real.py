@@ -22,7 +22,7 @@ def capacity(tmp_path_factory, smollm2_dir):
     import asyncio
 
     workload = load_workload(WORKLOADS / "chat-support.yaml", ["sampling.max_tokens=16"])
-    deployment = load_deployment(None, ["gpu_memory_utilization=0.15"])
+    deployment = load_deployment(None)
     options = CapacityOptions(precision=0.25, tail_samples=1, min_requests=20, min_duration_s=5, max_probes=8)
     root = tmp_path_factory.mktemp("capacity")
     return asyncio.run(measure_capacity(workload, deployment, RunStore(root), options)), workload

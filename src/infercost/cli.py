@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = measure_sync(workload, deployment, store, None if args.quiet else progress)
     run = load_run(result.run_dir)
     if result.status == "infeasible":
-        console.print(f"[red]deployment infeasible here:[/] {result.reason}", highlight=False)
+        console.print(f"[red]deployment infeasible here:[/] {result.reason}", highlight=False, soft_wrap=True)
         console.print(f"recorded in {result.run_dir}")
         return 1
     if args.json:

@@ -127,7 +127,7 @@ def _projector(args, deployment, shape):
                      devices=args.devices or get("tensor_parallel_size", 1) or 1,
                      max_num_seqs=get("max_num_seqs", 256), max_num_batched_tokens=get("max_num_batched_tokens"),
                      enable_prefix_caching=get("enable_prefix_caching", True),
-                     memory_utilization=get("gpu_memory_utilization", 0.9) if hardware.name != HOST else 0.9,
+                     memory_utilization=(get("gpu_memory_utilization") or 0.9) if hardware.name != HOST else 0.9,
                      max_model_len=get("max_model_len") or 4096)
 
 

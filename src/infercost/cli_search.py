@@ -28,7 +28,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from infercost.cost.catalog import load_catalog
     from infercost.search.evaluate import Evaluator
     from infercost.search.results import baseline_config, summary, trials_frame
-    from infercost.search.study import default_storage, open_study, run_study
+    from infercost.search.study import default_storage, finished_trials, open_study, run_study
     from infercost.spec import load_workload
     from infercost.store import RunStore
 
@@ -44,9 +44,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     evaluator = Evaluator(spec, workload, store, load_catalog(args.catalog or ()))
     console = Console(highlight=False, stderr=True)
     best_cost = [None]
+    done = len(finished_trials(open_study(spec, storage, args.study_name)))
+    if done and not args.quiet:
+        todo = max(0, spec.n_trials - done)
+        console.print(f"study {args.study_name or spec.name}: reusing {done} finished trial(s) stored in {storage}; "
+                      + (f"{todo} more to run" if todo else "nothing left to run (raise --n-trials for more, or "
+                         "delete the storage to start over)"), markup=False, soft_wrap=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=args.quiet) as bar:
-        task = bar.add_task(f"study {spec.name} ({spec.mode})", total=spec.n_trials, best="")
+        task = bar.add_task(f"study {spec.name} ({spec.mode})", total=max(spec.n_trials, done), completed=done,
+                            best="")
 
         def on_trial(trial, outcome, reused):
             if outcome.status == "feasible" and outcome.objective is not None and (

@@ -19,6 +19,7 @@ from infercost.provenance import git_commit, hardware, library_versions, spec_ha
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
 from infercost.store.runs import stored_path, utc_now
+from infercost.workload import build_requests
 
 
 class CapacityProgress(Progress):
@@ -82,12 +83,14 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
                 precision_asked=options.precision, requests_per_probe=per_probe, sample_rule=rule,
                 tags=workload.tags.as_dict())
     try:
-        engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress)
+        engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress,
+                                               build_requests(workload))
     except EngineStartFailed as exc:
         result = CapacityResult(**base, status="infeasible", capacity_load=None, capacity_rps=None,
                                 capacity_output_tps=None, failed_load=None, precision_reached=None, probes=[],
                                 reason=exc.reason)
-        writer.finish("infeasible", result.model_dump(mode="json"), reason=exc.reason)
+        writer.finish("infeasible", result.model_dump(mode="json"), reason=exc.reason,
+                      engine=exc.engine_record(deployment))
         return result
 
     probe_store = RunStore(writer.dir / "probes")

@@ -96,9 +96,10 @@ class MemoryPlan(BaseModel):
 
 
 def plan_memory(setting: str | int, demand: KvDemand, weights_bytes: int, weights_source: str, reserve: tuple[int, str],
-                free: FreeMemory, share: float | None = None) -> MemoryPlan:
+                free: FreeMemory, share: float | None = None, can_cap: bool = True) -> MemoryPlan:
     """Size the KV cache and check the whole start fits. `share` (gpu_memory_utilization, when a user sets it) asks
-    for share x total memory, as vLLM does."""
+    for share x total memory, as vLLM does. An engine whose cache grows with its batch (`can_cap=False`) must fit
+    all it wants."""
     reserve_bytes, reserve_source = reserve
     bpt = demand.bytes_per_token
     headroom = free.available_bytes - weights_bytes - reserve_bytes
@@ -110,7 +111,7 @@ def plan_memory(setting: str | int, demand: KvDemand, weights_bytes: int, weight
     elif kind == "auto":
         wanted = demand.wanted_tokens * bpt
         held_blocks = max(0, headroom) // (bpt * demand.block_size)
-        kv_bytes = min(wanted, held_blocks * demand.block_size * bpt)
+        kv_bytes = min(wanted, held_blocks * demand.block_size * bpt) if can_cap else wanted
         longest = ("the workload's longest sequence" if demand.longest_sequence_tokens else "max_model_len")
         kv_source = (f"auto: {demand.max_num_seqs} sequences x {demand.per_sequence_tokens} tokens ({longest}, in "
                      f"{demand.block_size}-token blocks, + {demand.reserved_blocks} reserved) x {bpt} B/token")

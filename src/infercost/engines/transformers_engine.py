@@ -14,7 +14,9 @@ split over tokens come out whole). Decoding is greedy at temperature 0, else sam
 `enable_prefix_caching` keeps the KV of prompts' full 16-token blocks (see `prefix_cache`) and prefills only what a
 new prompt does not share with an earlier one, as vLLM's automatic prefix caching does; its hit rate is reported.
 
-Memory is measured, not estimated: `weights_bytes` is the bytes the parameters and buffers hold after quantisation
+Before loading, a memory plan (weights + a full batch's KV cache + the prefix cache budget) is checked against free
+memory, so a model that cannot fit is reported in one line rather than swapping or being killed. Once loaded,
+memory is measured, not estimated: `weights_bytes` is the bytes the parameters and buffers hold after quantisation
 (for torchao's tensor subclasses, their inner tensors: `get_memory_footprint()` reports their nominal size), the process
 RSS is read before and after loading and sampled at every decode step (peak kept), and on CUDA
 `torch.cuda.max_memory_allocated()` is reported."""
@@ -26,9 +28,21 @@ import gc
 import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
+from infercost.engines.machine import gpu_memory, host_memory
+from infercost.engines.memory import (
+    RUNTIME_RESERVE,
+    InsufficientMemory,
+    KvDemand,
+    MemoryPlan,
+    checkpoint_dtype,
+    kv_bytes_per_token,
+    model_config,
+    plan_memory,
+    weights_estimate,
+)
 from infercost.engines.prefix_cache import BLOCK, PrefixKVCache
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
@@ -189,7 +203,7 @@ class TransformersEngine(Engine):
             pass
         quant = self._quantization_config(device)  # raises EngineUnavailable before any loading
         self._model_dir = str(resolve_model(self.deployment.model))
-        tok = AutoTokenizer.from_pretrained(self._model_dir)
+        tok = self._tokenizer or AutoTokenizer.from_pretrained(self._model_dir)
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
@@ -223,6 +237,36 @@ class TransformersEngine(Engine):
         budget_mb = getattr(self.deployment, "prefix_cache_mb", 1024)
         self._prefix_cache = PrefixKVCache(int(budget_mb * 2**20))
         self.prefix_caching_status = f"on ({budget_mb} MiB LRU, {BLOCK}-token blocks)"
+
+    def plan_memory(self, requests: Sequence[Request] = ()) -> MemoryPlan | None:
+        """Weights + the KV cache of a full batch of the workload's longest sequence + the prefix cache's budget
+        must fit where the model will run; raises InsufficientMemory before anything is loaded when they cannot."""
+        from transformers import AutoTokenizer
+
+        d = self.deployment
+        device = self._resolve_device()
+        self._model_dir = str(resolve_model(d.model))
+        if self._tokenizer is None:
+            self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
+        dtype = checkpoint_dtype(self._model_dir) if d.dtype == "auto" else d.dtype
+        longest = max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
+        max_len = model_config(self._model_dir).get("max_position_embeddings") or 2048
+        demand = KvDemand(max_num_seqs=d.max_num_seqs, longest_sequence_tokens=longest,
+                          max_model_len=min(longest or max_len, max_len), block_size=1, reserved_blocks=0,
+                          bytes_per_token=kv_bytes_per_token(self._model_dir, dtype) or 1)
+        free = gpu_memory(int(device.partition(":")[2] or 0)) if device.startswith("cuda") else host_memory()
+        if free is None:
+            return None
+        weights, weights_source = weights_estimate(self._model_dir, dtype, d.quantization)
+        reserve, reserve_source = RUNTIME_RESERVE[("transformers", "cuda" if device.startswith("cuda") else "cpu")]
+        if d.enable_prefix_caching:
+            reserve += int(d.prefix_cache_mb * 2**20)
+            reserve_source += f" + prefix cache budget {d.prefix_cache_mb:g} MiB"
+        plan = plan_memory("auto", demand, weights, weights_source, (reserve, reserve_source), free, can_cap=False)
+        self.memory_plan = plan
+        if not plan.fits:
+            raise InsufficientMemory(plan)
+        return plan
 
     async def start(self) -> None:
         import psutil
@@ -515,6 +559,7 @@ class TransformersEngine(Engine):
             rss_after_load_bytes=self.rss_after_load_bytes,
             peak_rss_bytes=self.peak_rss_bytes,
             batching="static",
+            memory_plan=self.memory_plan.model_dump() if self.memory_plan else None,
             batches_run=self.batches_run,
             max_batch_seen=self.max_batch_seen,
         )

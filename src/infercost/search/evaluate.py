@@ -94,7 +94,7 @@ class Evaluator:
                          max_num_batched_tokens=cfg.max_num_batched_tokens,
                          enable_prefix_caching=cfg.enable_prefix_caching,
                          # the deployment's memory share is for this machine; projected GPUs use vLLM's default
-                         memory_utilization=getattr(deployment, "gpu_memory_utilization", 0.9)
+                         memory_utilization=(getattr(deployment, "gpu_memory_utilization", None) or 0.9)
                          if cfg.hardware == "here" else 0.9,
                          max_model_len=getattr(deployment, "max_model_len", None) or 4096)
 
@@ -214,9 +214,10 @@ class Evaluator:
     async def _quality(self, outcome: TrialOutcome, deployment: Any, measured: bool) -> None:
         if not self.spec.constraints.quality or self.workload.quality is None or self.workload.quality.target is None:
             return
-        # measured here: answers are generated (and cached); projected elsewhere: only cached answers of the same
-        # model and precision count
-        factory = None if measured else _no_engine
+        # Answers depend on the model, precision and engine, not on where they run: a study that measures here
+        # generates them here (and caches them) for projected placements too; a projection-only study uses only
+        # cached answers of the same model and precision.
+        factory = None if measured or self.spec.mode in ("measure", "hybrid") else _no_engine
         try:
             kwargs = {} if factory is None else {"engine_factory": factory}
             q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir, **kwargs)

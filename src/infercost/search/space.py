@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from pydantic import BaseModel
 
-from infercost.search.spec import IntRange, SearchSpace, StudySpec
+from infercost.search.spec import PROJECTED_ENGINES, IntRange, SearchSpace, StudySpec
 
 VLLM_DTYPES = {"float32", "bfloat16", "float16"}
 
@@ -61,10 +61,16 @@ class TrialConfig(BaseModel):
 
 
 _ENGINE_FIELDS = {
-    "vllm": {"dtype", "gpu_memory_utilization", "max_model_len", "enforce_eager", "seed", "engine_args",
+    "vllm": {"dtype", "kv_cache_memory", "gpu_memory_utilization", "max_model_len", "enforce_eager", "seed", "engine_args",
              "max_num_batched_tokens"},
     "transformers": {"dtype", "device", "prefix_cache_mb"},
 }
+
+
+def hardware_for(engine: str, hardware: list[str]) -> list[str]:
+    """Placements an engine can have: projection models vLLM's continuous batching, so other engines are only
+    measured here (the space is conditional rather than full of combinations the search would reject)."""
+    return hardware if engine in PROJECTED_ENGINES else [h for h in hardware if h == "here"]
 
 
 def _seqs_values(space: SearchSpace) -> list[int]:
@@ -92,7 +98,7 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
     if engine == "vllm":
         mnbt = trial.suggest_categorical("vllm_max_num_batched_tokens", s.max_num_batched_tokens)
         kv = trial.suggest_categorical("vllm_kv_cache_dtype", s.kv_cache_dtype)
-    hardware = trial.suggest_categorical("hardware", p.hardware)
+    hardware = trial.suggest_categorical("hardware", p.hardware) if engine in PROJECTED_ENGINES else "here"
     devices = 1 if hardware == "here" else trial.suggest_categorical("devices", p.devices)
     pricing = trial.suggest_categorical("pricing", p.pricing)
     return TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
@@ -107,8 +113,8 @@ def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
         vllm = engine == "vllm"
         for precision, seqs, prefix, mnbt, kv, hardware, pricing in itertools.product(
                 s.precisions_for(engine), _seqs_values(s), s.enable_prefix_caching,
-                s.max_num_batched_tokens if vllm else [None], s.kv_cache_dtype if vllm else ["auto"], p.hardware,
-                p.pricing):
+                s.max_num_batched_tokens if vllm else [None], s.kv_cache_dtype if vllm else ["auto"],
+                hardware_for(engine, p.hardware), p.pricing):
             for devices in ([1] if hardware == "here" else p.devices):
                 out.append(TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
@@ -123,7 +129,9 @@ def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
         return None
     params: dict[str, Any] = {"model": cfg.model, "engine": cfg.engine, f"precision_{cfg.engine}": cfg.precision,
                               "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching,
-                              "hardware": cfg.hardware, "pricing": cfg.pricing}
+                              "pricing": cfg.pricing}
+    if cfg.engine in PROJECTED_ENGINES:
+        params["hardware"] = cfg.hardware
     if cfg.engine == "vllm":
         params["vllm_max_num_batched_tokens"] = cfg.max_num_batched_tokens
         params["vllm_kv_cache_dtype"] = cfg.kv_cache_dtype

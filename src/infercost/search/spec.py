@@ -17,6 +17,7 @@ ENGINE_PRECISIONS = {
     "vllm": ["bfloat16", "float32", "float16", "fp8", "awq", "gptq"],
     "transformers": ["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"],
 }
+PROJECTED_ENGINES = ("vllm",)  # engines the projection models (continuous batching); the others run only `here`
 
 
 class IntRange(Spec):
@@ -63,6 +64,13 @@ class SearchSpace(Spec):
             if unknown:
                 raise ValueError(f"{engine}: unknown precision {unknown[0]!r}: expected one of "
                                  f"{', '.join(ENGINE_PRECISIONS[engine])}")
+        return self
+
+    @model_validator(mode="after")
+    def _placeable(self) -> "SearchSpace":
+        for engine in self.engines:
+            if engine not in PROJECTED_ENGINES and "here" not in self.placements.hardware:
+                raise ValueError(f"engine '{engine}' is only measured here, and placements.hardware has no 'here'")
         return self
 
     def precisions_for(self, engine: str) -> list[str]:
