@@ -69,7 +69,9 @@ _ENGINE_FIELDS = {
 
 def hardware_for(engine: str, hardware: list[str]) -> list[str]:
     """Placements an engine can have: projection models vLLM's continuous batching, so other engines are only
-    measured here (the space is conditional rather than full of combinations the search would reject)."""
+    measured here. The space is conditional rather than full of combinations the search would reject; for the same
+    reason this machine is priced once, by the first pricing model listed (it is the machine at hand, not an offer
+    bought on several terms)."""
     return hardware if engine in PROJECTED_ENGINES else [h for h in hardware if h == "here"]
 
 
@@ -100,7 +102,7 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
         kv = trial.suggest_categorical("vllm_kv_cache_dtype", s.kv_cache_dtype)
     hardware = trial.suggest_categorical("hardware", p.hardware) if engine in PROJECTED_ENGINES else "here"
     devices = 1 if hardware == "here" else trial.suggest_categorical("devices", p.devices)
-    pricing = trial.suggest_categorical("pricing", p.pricing)
+    pricing = p.pricing[0] if hardware == "here" else trial.suggest_categorical("pricing", p.pricing)
     return TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix, kv_cache_dtype=kv,
                        hardware=hardware, devices=devices, pricing=pricing)
@@ -115,6 +117,8 @@ def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
                 s.precisions_for(engine), _seqs_values(s), s.enable_prefix_caching,
                 s.max_num_batched_tokens if vllm else [None], s.kv_cache_dtype if vllm else ["auto"],
                 hardware_for(engine, p.hardware), p.pricing):
+            if hardware == "here" and pricing != p.pricing[0]:
+                continue  # this machine is priced once (see hardware_for)
             for devices in ([1] if hardware == "here" else p.devices):
                 out.append(TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
@@ -128,8 +132,7 @@ def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
     if cfg.key() not in {c.key() for c in enumerate_space(spec)}:
         return None
     params: dict[str, Any] = {"model": cfg.model, "engine": cfg.engine, f"precision_{cfg.engine}": cfg.precision,
-                              "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching,
-                              "pricing": cfg.pricing}
+                              "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching}
     if cfg.engine in PROJECTED_ENGINES:
         params["hardware"] = cfg.hardware
     if cfg.engine == "vllm":
@@ -137,4 +140,5 @@ def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
         params["vllm_kv_cache_dtype"] = cfg.kv_cache_dtype
     if cfg.hardware != "here":
         params["devices"] = cfg.devices
+        params["pricing"] = cfg.pricing
     return params

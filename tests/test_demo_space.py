@@ -1,0 +1,41 @@
+"""The demo study's space is conditional: every configuration in it is one the search can evaluate, none that the
+screen or the catalog would reject as meaningless (transformers on a projected GPU, this machine on spot)."""
+
+from pathlib import Path
+
+from conftest import WORKLOADS
+from infercost.cli_search import load_study_spec
+from infercost.cost.catalog import load_catalog
+from infercost.search.evaluate import Evaluator
+from infercost.search.space import enumerate_space, params_for
+from infercost.spec import load_workload
+from infercost.spec.loader import deployment_adapter, validate
+from infercost.store import RunStore
+
+DEMO = WORKLOADS / "studies" / "demo.yaml"
+
+
+def test_the_demo_space_has_no_combination_the_search_rejects(tmp_path: Path):
+    spec = load_study_spec(str(DEMO))
+    workload = load_workload(spec.resolve(spec.workload))
+    evaluator = Evaluator(spec, workload, RunStore(tmp_path), load_catalog())
+    configs = enumerate_space(spec)
+    assert spec.n_trials == len(configs)  # the grid runs the whole space, once
+    assert {c.hardware for c in configs if c.engine == "transformers"} == {"here"}
+    assert {c.pricing for c in configs if c.hardware == "here"} == {spec.space.placements.pricing[0]}
+    assert {c.pricing for c in configs if c.hardware != "here"} == set(spec.space.placements.pricing)
+    assert {(c.engine, c.precision) for c in configs} == {("vllm", "float32"), ("vllm", "bfloat16"),
+                                                        ("transformers", "torchao-int8")}
+    assert {c.enable_prefix_caching for c in configs} == {True, False}
+    for cfg in configs:
+        deployment = validate(deployment_adapter(), cfg.deployment(spec.fixed), source=cfg.label())
+        assert "gpu_memory_utilization" not in deployment.model_dump(exclude_defaults=True)
+        assert evaluator.screen(cfg, evaluator.projector(cfg, deployment)) is None, cfg.label()
+        assert params_for(cfg, spec) is not None  # every configuration can be enqueued by its parameters
+
+
+def test_the_baseline_is_in_the_space():
+    from infercost.search.results import baseline_config
+
+    spec = load_study_spec(str(DEMO))
+    assert params_for(baseline_config(spec.baseline), spec) is not None
