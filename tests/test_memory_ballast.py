@@ -69,3 +69,19 @@ def test_the_shipped_deployment_starts_or_is_infeasible_in_one_line_with_6_gib_a
         lines = [line for line in proc.stdout.splitlines() if "infeasible" in line]
         assert len(lines) == 1 and "does not fit in memory: needs" in lines[0], proc.stdout
         assert not plan["fits"] and not (run.directory / "engine.log").exists()  # no engine was started
+
+
+def test_a_cache_larger_than_the_node_is_infeasible_in_one_line_and_no_engine_starts(tmp_path):
+    too_big = 2 * host_memory().total_bytes  # more than this node has, whatever the machine
+    proc = subprocess.run(
+        [sys.executable, "-m", "infercost", "run", str(WORKLOADS / "chat-support.yaml"),
+         "-d", str(WORKLOADS / "deployments/smollm2-vllm-cpu.yaml"), "--set", f"kv_cache_memory={too_big}",
+         "--results-dir", str(tmp_path), "-q"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, COLUMNS="80"),
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if "infeasible" in line)
+    assert "does not fit in memory: needs" in line and " free" in line  # one line, even on a narrow terminal
+    run = load_run(next(tmp_path.iterdir()))
+    assert run.manifest["status"] == "infeasible" and not run.manifest["engine"]["memory_plan"]["fits"]
+    assert not (run.directory / "engine.log").exists()  # the preflight stopped it before any engine started
