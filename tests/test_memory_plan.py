@@ -183,3 +183,11 @@ def test_the_bundled_checkpoint_is_measured_without_loading_it(smollm2_dir):
     assert weights_estimate(smollm2_dir, "float32", None)[0] == SMOL["weights"]
     assert weights_estimate(smollm2_dir, "bfloat16", None)[0] == SMOL["weights"] // 2
     assert kv_bytes_per_token(smollm2_dir, "float32") == SMOL["bpt"]
+
+
+def test_a_long_default_context_is_refused_with_what_the_workload_needs():
+    """A model whose config allows 256k tokens cannot hold one such sequence on a small node: the line says the
+    workload only needs its longest sequence."""
+    p = plan(SMOL, cpu_node(9.84, 2.4), seqs=4, longest=300, max_model_len=262_144)
+    assert not p.fits
+    assert "for one 262144-token sequence" in p.reason and "the workload needs max_model_len 300 at most" in p.reason

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Literal
-
 from pydantic import BaseModel
 
 from infercost.engines.machine import FreeMemory
@@ -131,6 +129,8 @@ def plan_memory(setting: str | int, demand: KvDemand, weights_bytes: int, weight
         reason = (f"needs {gib(need)} (weights {gib(weights_bytes)} + KV cache {gib(demand.one_sequence_tokens * bpt)} "
                   f"for one {demand.max_model_len}-token sequence + reserve {gib(reserve_bytes)}), "
                   f"{free.where} has {gib(free.available_bytes)} free")
+        if demand.longest_sequence_tokens and demand.longest_sequence_tokens < demand.max_model_len:
+            reason += f"; the workload needs max_model_len {demand.longest_sequence_tokens} at most"
         if kind != "auto" or share is not None:
             reason = (f"KV cache of {kv_tokens} tokens ({kv_source}) holds less than one {demand.max_model_len}-token "
                       f"sequence (max_model_len)")

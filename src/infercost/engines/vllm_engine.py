@@ -4,8 +4,6 @@ is checked against free memory before anything starts."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import tempfile
 import uuid
@@ -115,16 +113,17 @@ class VllmEngine(Engine):
             dtype = "bfloat16"  # vLLM's CPU backend runs float16 checkpoints in bfloat16: same size
         kv_dtype = dtype if d.kv_cache_dtype == "auto" else d.kv_cache_dtype
         cfg = model_config(self._model_dir)
+        per_token = kv_bytes_per_token(self._model_dir, kv_dtype)
+        free = host_memory() if cpu else gpu_memory()
+        if free is None or per_token is None:  # no driver to ask, or a cache layout not modelled: vLLM decides
+            return None
         longest = max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
         demand = KvDemand(
             max_num_seqs=d.max_num_seqs, longest_sequence_tokens=longest,
             max_model_len=d.max_model_len or cfg.get("max_position_embeddings") or 2048,
             block_size=int(d.engine_args.get("block_size") or (128 if cpu else 16)),
-            bytes_per_token=(kv_bytes_per_token(self._model_dir, kv_dtype) or 0) // d.tensor_parallel_size or 1,
+            bytes_per_token=max(1, per_token // d.tensor_parallel_size),
         )
-        free = host_memory() if cpu else gpu_memory()
-        if free is None:  # no driver to ask: let vLLM's own profiling decide
-            return None
         weights, weights_source = weights_estimate(self._model_dir, dtype, d.quantization)
         weights //= d.tensor_parallel_size
         plan = plan_memory(d.kv_cache_memory, demand, weights, weights_source,
