@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from infercost.errors import InputError
+from infercost.redact import redacted_command
 
 CALIBRATION_DIR = "calibration"
 
@@ -94,7 +95,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         "engine": first.engine.get("engine"), "engine_version": first.engine.get("vllm_version"), "model": model,
         "dtype": dtype, "hardware": hw.model_dump(), "machine": machine, "efficiency": eff.model_dump(),
         "fit": stats, "validation": {"method": "leave one configuration out", "errors": errors, "rows": rows},
-        "runs": [stored_path(d, out.parent) for d in dirs], "command": " ".join(os.sys.argv),
+        "runs": [stored_path(d, out.parent) for d in dirs], "command": redacted_command(os.sys.argv),
     })
     if args.json:
         print(json.dumps({"calibration": str(out), "efficiency": eff.model_dump(), "fit": stats,

@@ -1,6 +1,7 @@
 """Measure one workload on one deployment: start the engine (timed on its own), replay the load, store every record
 as it arrives, summarise. A deployment that cannot start is a result (status `infeasible` with the engine's
-reason), not a crash."""
+reason), not a crash; so is a run that fails once started (status `failed` with the reason): every request failed,
+the server became unreachable, the results could not be written, or the load generator itself broke."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from infercost.errors import InputError
 from infercost.loadgen import LoadGenerator, RequestRecord
 from infercost.metrics import RunSummary, summarize
 from infercost.metrics.memory import MemorySampler
+from infercost.redact import redact_text, redacted_command
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore
+from infercost.store.runs import ResultsWriteError
 from infercost.provenance import git_commit, hardware, library_versions, spec_hash
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
@@ -28,11 +31,14 @@ from infercost.workload.requests import Request
 @dataclass
 class Measurement:
     run_dir: Path
-    status: str  # completed | infeasible (could not start here: the reason says why) | interrupted
+    # completed | failed (started, then failed: the reason says why) | infeasible (could not start here) |
+    # interrupted
+    status: str
     summary: RunSummary | None
     startup_s: float | None
     reason: str | None = None
-    stopped_early: str | None = None  # why the load stopped before its plan (a capacity probe's guard)
+    stopped_early: str | None = None  # why the load stopped before its plan (a capacity probe's guard, an abort)
+    error_limit_exceeded: bool = False  # more requests failed than the workload's slo.max_error_rate allows
 
 
 class Progress:
@@ -71,8 +77,44 @@ def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
         "versions": library_versions(),
         "hardware": hardware(),
         "git_commit": git_commit(Path(__file__).parent),
-        "command": " ".join(sys.argv),
+        "command": redacted_command(sys.argv),
     }
+
+
+def check_runnable(workload: Workload, deployment: Any, source: str | None = None) -> None:
+    """What can be known to fail before a run directory exists or an engine starts: a synthetic workload is sized
+    in tokens, so an `openai` deployment needs a tokenizer to count them (the server cannot be asked)."""
+    if (isinstance(workload.prompts, SyntheticPrompts) and getattr(deployment, "engine", None) == "openai"
+            and not getattr(deployment, "tokenizer", None)):
+        raise InputError(f"workload '{workload.name}' has synthetic prompts, sized in tokens: expected a tokenizer "
+                         "(an alias or directory of the served model's tokenizer) to count them",
+                         source=source or "deployment", field="tokenizer")
+
+
+def _token_counter(engine: Engine, workload: Workload) -> Any:
+    if engine.count_tokens("a b") is None:
+        raise InputError(f"workload '{workload.name}' has synthetic prompts, sized in tokens, but the "
+                         f"{engine.name} engine has no tokenizer to count them: expected `tokenizer` in the deployment",
+                         source="deployment", field="tokenizer")
+    return engine.count_tokens
+
+
+def _verdict(generator: LoadGenerator, summary: RunSummary) -> tuple[str, str | None]:
+    """A run that measured nothing it was asked to is `failed`, with the reason; else `completed`."""
+    if generator.abort_reason:
+        return "failed", generator.abort_reason
+    if summary.requests and not summary.completed and generator.stopped_reason is None:
+        top = max(summary.errors.items(), key=lambda kv: kv[1]) if summary.errors else ("unknown", summary.requests)
+        return "failed", f"all {summary.requests} requests failed ({top[1]} × {top[0]})"
+    return "completed", None
+
+
+def error_limit(summary: RunSummary | None, workload: Workload) -> dict[str, Any] | None:
+    """The workload's error limit (slo.max_error_rate) against the run's error rate."""
+    if summary is None or not summary.requests:
+        return None
+    bound = workload.slo.max_error_rate
+    return {"max_error_rate": bound, "error_rate": summary.error_rate, "exceeded": summary.error_rate > bound}
 
 
 class EngineStartFailed(Exception):
@@ -108,7 +150,7 @@ async def start_engine(deployment: Any, log_path: Path, progress: Progress | Non
         await _quiet_stop(engine)
         raise
     except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
-        reason = f"engine failed to start: {str(exc).strip()[:800]}"
+        reason = redact_text(f"engine failed to start: {str(exc).strip()[:800]}", engine.secrets())
         _record_verdict(deployment, f"no: {reason}")
         await _quiet_stop(engine)
         plan = engine.memory_plan.model_dump() if engine.memory_plan is not None else None
@@ -129,8 +171,10 @@ async def measure(
     run_name: str | None = None,
 ) -> Measurement:
     """Run `workload` against `deployment`. Pass a started `engine` to reuse it (its start-up is then not timed);
-    `stop_check` may end the load early (see LoadGenerator)."""
+    `stop_check` may end the load early (see LoadGenerator). An engine started here is always stopped (its HTTP
+    session closed), whatever happens."""
     progress = progress or Progress()
+    check_runnable(workload, deployment)
     requests = build_requests(workload)  # bad prompt files fail here, before any engine starts
     writer = store.new_run(run_name or f"{workload.name}-{deployment.label()}", _manifest(workload, deployment))
 
@@ -145,41 +189,68 @@ async def measure(
         except EngineStartFailed as exc:
             writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
             return Measurement(writer.dir, "infeasible", None, None, exc.reason)
+    try:
+        return await _replay(workload, engine, requests, writer, progress, stop_check, startup_s)
+    finally:
+        if owns_engine:
+            await _quiet_stop(engine)
 
+
+async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: Any, progress: Progress,
+                  stop_check: Any, startup_s: float | None) -> Measurement:
     if isinstance(workload.prompts, SyntheticPrompts):
-        requests = build_requests(workload, engine.count_tokens)  # exact token lengths with the real tokenizer
+        try:  # exact token lengths with the real tokenizer
+            requests = build_requests(workload, _token_counter(engine, workload))
+        except InputError as exc:
+            writer.finish("failed", None, reason=str(exc))
+            raise
 
     def sink(record: RequestRecord) -> None:
-        writer.add(record)
+        writer.add(record)  # raises when the disk is full or read-only: the generator then stops the load
         progress.request_done(record)
 
     generator = LoadGenerator(engine, requests, workload.traffic, sink=sink, stop_check=stop_check)
     progress.run_started(generator.planned_requests())
-    status = "completed"
+    status, reason = "completed", None
     sampler = MemorySampler()
+    summary: RunSummary | None = None
     try:
         async with sampler:
             await generator.run()
     except asyncio.CancelledError:
         status = "interrupted"
+    except (KeyboardInterrupt, SystemExit):  # SIGTERM ends a command like Ctrl-C: record it, then go on ending
+        status = "interrupted"
+        raise
+    except Exception as exc:  # the load generator or engine broke mid-run: a failed run, what it measured is kept
+        status, reason = "failed", redact_text(f"the run stopped: {type(exc).__name__}: {exc}", engine.secrets())
     finally:
         summary = summarize(generator.records, workload.slo)
-        described = engine.describe()
+        try:
+            described = engine.describe()
+        except Exception as exc:  # describing must not cost the run its results
+            described = {"engine": getattr(engine, "name", "?"), "describe_error": f"{type(exc).__name__}: {exc}"}
         summary.memory = memory_figures(described, sampler)
-        writer.finish(
-            status,
-            summary.model_dump(mode="json"),
-            engine=described,
-            memory=summary.memory,
-            startup_s=startup_s,
+        if status == "completed":
+            status, reason = _verdict(generator, summary)
+        limit = error_limit(summary, workload)
+        fields: dict[str, Any] = dict(
+            engine=described, memory=summary.memory, startup_s=startup_s,
             run_started_at_unix=generator.started_wall,
-            stopped_early=generator.stopped_reason,
+            stopped_early=None if generator.abort_reason else generator.stopped_reason,
+            error_limit=limit,
         )
-        if owns_engine:
-            await _quiet_stop(engine)
+        if reason:
+            fields["reason"] = reason
+        try:
+            status = writer.finish(status, summary.model_dump(mode="json"), **fields)
+            reason = writer.manifest.get("reason", reason)
+        except ResultsWriteError as exc:  # not even the manifest could be written: say so, keep what is on disk
+            status, reason = "failed", f"writing results failed: {exc.strerror or exc}"
     if status == "interrupted":
         raise KeyboardInterrupt
-    return Measurement(writer.dir, status, summary, startup_s, stopped_early=generator.stopped_reason)
+    return Measurement(writer.dir, status, summary, startup_s, reason=reason, stopped_early=generator.stopped_reason,
+                       error_limit_exceeded=bool(limit and limit["exceeded"]))
 
 
 def _record_verdict(deployment: Any, verdict: str) -> None:
@@ -202,4 +273,5 @@ def measure_sync(workload: Workload, deployment: Any, store: RunStore, progress:
     return asyncio.run(measure(workload, deployment, store, progress))
 
 
-__all__ = ["EngineStartFailed", "Measurement", "Progress", "measure", "measure_sync", "start_engine"]
+__all__ = ["EngineStartFailed", "Measurement", "Progress", "check_runnable", "error_limit", "measure", "measure_sync",
+           "start_engine"]

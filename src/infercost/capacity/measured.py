@@ -16,6 +16,7 @@ from infercost.capacity.search import search_capacity
 from infercost.measure import EngineStartFailed, Progress, _quiet_stop, measure, start_engine
 from infercost.metrics import RunSummary
 from infercost.provenance import git_commit, hardware, library_versions, spec_hash
+from infercost.redact import redacted_command
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
 from infercost.store.runs import stored_path, utc_now
@@ -77,7 +78,7 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
         "kind": "capacity", "workload": w, "deployment": d, "options": options.model_dump(),
         "workload_hash": spec_hash(w), "deployment_hash": spec_hash(d), "tags": workload.tags.as_dict(),
         "versions": library_versions(), "hardware": hardware(), "git_commit": git_commit(Path(__file__).parent),
-        "command": " ".join(sys.argv),
+        "command": redacted_command(sys.argv),
     }, records="probes", summary_name="capacity.json")
     base = dict(workload=workload.name, deployment=deployment.label(), mode=options.mode,
                 precision_asked=options.precision, requests_per_probe=per_probe, sample_rule=rule,

@@ -30,11 +30,14 @@ class Usage:
 
 
 class RequestFailed(Exception):
-    """A request the engine could not complete; recorded per request with its HTTP status if any."""
+    """A request the engine could not complete; recorded per request with its HTTP status if any, and its kind:
+    `http` (an error status), `server` (an error event in the stream), `connect` (the server could not be reached),
+    `disconnected`, `timeout`, `truncated` (the stream ended without a finish_reason), `malformed`."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, kind: str | None = None):
         super().__init__(message)
         self.status = status
+        self.kind = kind or ("http" if status else None)
 
 
 class Engine(ABC):
@@ -75,3 +78,8 @@ class Engine(ABC):
     def describe(self) -> dict[str, Any]:
         """Engine name, versions and anything else that identifies what was measured, for the manifest."""
         return {"engine": self.name}
+
+    def secrets(self) -> tuple[str, ...]:
+        """Credentials this engine sends (an API key, URL credentials): removed from anything recorded, such as an
+        error body that echoes them."""
+        return ()

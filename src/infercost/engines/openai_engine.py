@@ -12,17 +12,11 @@ import aiohttp
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.errors import InputError
+from infercost.redact import redact_text, redact_url, url_secrets
 from infercost.spec.deployment import OpenAIDeployment
 from infercost.workload.requests import Request
 
-
-def redact_url(url: str) -> str:
-    """Drop user:password@ and the query string: either can carry a credential."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+TRUNCATED = "stream ended without finish_reason"
 
 
 class OpenAIEngine(Engine):
@@ -31,7 +25,8 @@ class OpenAIEngine(Engine):
     def __init__(self, deployment: OpenAIDeployment):
         super().__init__(deployment)
         self._session: aiohttp.ClientSession | None = None
-        self._base = deployment.base_url.rstrip("/")
+        parts = urlsplit(deployment.base_url)
+        self._base_parts = parts._replace(path=parts.path.rstrip("/"), fragment="")
         self._tokenizer = None
         self._server: dict[str, Any] = {}
 
@@ -45,6 +40,23 @@ class OpenAIEngine(Engine):
                                  field="api_key_env")
             headers["Authorization"] = f"Bearer {key}"
         return headers
+
+    def _url(self, path: str) -> str:
+        """`base_url` + `/path`, keeping its query string (a key some servers take as ?api-key=) after the path."""
+        p = self._base_parts
+        return urlunsplit(p._replace(path=f"{p.path}/{path}"))
+
+    def secrets(self) -> tuple[str, ...]:
+        found = list(url_secrets(self.deployment.base_url))
+        key = os.environ.get(self.deployment.api_key_env) if self.deployment.api_key_env else None
+        if key:
+            found.append(key)
+        return tuple(found)
+
+    def _fail(self, message: str, status: int | None = None, kind: str | None = None) -> RequestFailed:
+        """A failed request whose message is safe to record: an error body that echoes the key (some servers do on
+        401) or a URL with credentials loses them here."""
+        return RequestFailed(redact_text(message, self.secrets()), status=status, kind=kind)
 
     async def start(self) -> None:
         d = self.deployment
@@ -63,7 +75,7 @@ class OpenAIEngine(Engine):
 
             self._tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(d.tokenizer)))
         try:  # best effort: what the server says about itself, for the manifest
-            async with self._session.get(f"{self._base}/models", timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            async with self._session.get(self._url("models"), timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 models = (await resp.json()).get("data", []) if resp.status == 200 else []
             if models:
                 match = next((m for m in models if m.get("id") == d.model), None)
@@ -96,24 +108,25 @@ class OpenAIEngine(Engine):
         chat = request.messages is not None
         path = "chat/completions" if chat else "completions"
         usage: dict[str, Any] | None = None
-        finish, text, chunks = None, [], 0
+        finish, text, chunks, done = None, [], 0, False
         try:
-            async with self._session.post(f"{self._base}/{path}", json=self._body(request, chat)) as resp:
+            async with self._session.post(self._url(path), json=self._body(request, chat)) as resp:
                 if resp.status >= 400:
                     body = (await resp.read()).decode("utf-8", "replace")[:300]
-                    raise RequestFailed(f"HTTP {resp.status}: {body}", status=resp.status)
+                    raise self._fail(f"HTTP {resp.status}: {body}", status=resp.status, kind="http")
                 async for raw in resp.content:
                     line = raw.decode("utf-8", "replace").strip()
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        done = True
                         break
                     event = json.loads(data)
                     if "error" in event:
                         err = event["error"]
-                        raise RequestFailed(f"server error: {err.get('message', err) if isinstance(err, dict) else err}",
-                                            status=resp.status)
+                        raise self._fail(f"server error: {err.get('message', err) if isinstance(err, dict) else err}",
+                                         status=resp.status, kind="server")
                     if event.get("usage"):
                         usage = event["usage"]
                     for choice in event.get("choices") or []:
@@ -124,11 +137,18 @@ class OpenAIEngine(Engine):
                             yield Chunk(piece, None)
                         finish = choice.get("finish_reason") or finish
         except TimeoutError as exc:  # aiohttp's socket read/connect timeouts
-            raise RequestFailed(f"timeout: {type(exc).__name__}") from exc
+            raise RequestFailed(f"timeout: {type(exc).__name__}", kind="timeout") from exc
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS: the server is not there
+            raise self._fail(f"{type(exc).__name__}: {exc}", kind="connect") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:  # killed mid-answer
+            raise self._fail(f"{type(exc).__name__}: {exc}", kind="disconnected") from exc
         except aiohttp.ClientError as exc:
-            raise RequestFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise self._fail(f"{type(exc).__name__}: {exc}", kind="client") from exc
         except json.JSONDecodeError as exc:
-            raise RequestFailed(f"malformed stream event: {exc.msg}") from exc
+            raise RequestFailed(f"malformed stream event: {exc.msg}", kind="malformed") from exc
+        if not done and finish is None:
+            # The connection closed cleanly in the middle of an answer: a short answer is not a success.
+            raise RequestFailed(TRUNCATED, kind="truncated")
         if usage and usage.get("completion_tokens") is not None:
             yield Usage(usage.get("prompt_tokens"), usage["completion_tokens"], "usage", finish)
         elif self._tokenizer is not None:

@@ -23,6 +23,8 @@ class RequestRecord:
     finish_reason: str | None = None
     output_text: str = ""
     error: str | None = None
+    # http | server | connect | disconnected | timeout | truncated | malformed | client | cancelled | engine
+    error_kind: str | None = None
     http_status: int | None = None
     prefix_group: int | None = None
 

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.loadgen.records import RequestRecord
 from infercost.loadgen.schedule import arrival_offsets, count_for_duration
+from infercost.redact import redact_text
 from infercost.spec.workload import Traffic
 from infercost.workload.requests import Request
 
@@ -29,10 +30,15 @@ class LoadGenerator:
         sink: Sink | None = None,
         clock: Callable[[], float] = time.perf_counter,
         stop_check: StopCheck | None = None,
+        unreachable_after: int | None = 5,
     ):
         """`stop_check` is asked before each request is sent; a reason (not None) ends the run early: nothing more is
         sent and requests in flight are cancelled (recorded as failed: "cancelled"). Capacity probes use it to stop
-        a rate that has already lost its SLO or whose queue keeps growing."""
+        a rate that has already lost its SLO or whose queue keeps growing.
+
+        The run is aborted (`abort_reason`, a failure rather than an early stop) when `unreachable_after` requests in
+        a row could not connect to the server (a closed port, a server killed mid-run), or when `sink` fails (a full
+        or read-only results disk): no more load is sent to measure nothing, and nothing more could be kept."""
         if not requests:
             raise ValueError("no requests to send")
         self.engine = engine
@@ -46,6 +52,10 @@ class LoadGenerator:
         self.started_wall: float | None = None
         self.stop_check = stop_check
         self.stopped_reason: str | None = None
+        self.abort_reason: str | None = None
+        self.unreachable_after = unreachable_after
+        self._unreachable_in_a_row = 0
+        self._secrets = tuple(engine.secrets()) if hasattr(engine, "secrets") else ()
 
     def now(self) -> float:
         """Seconds since the measured run started."""
@@ -55,6 +65,13 @@ class LoadGenerator:
         if self.stopped_reason is None and self.stop_check is not None:
             self.stopped_reason = self.stop_check(self)
         return self.stopped_reason is not None
+
+    def abort(self, reason: str) -> None:
+        """End the run as a failure: nothing more is sent, requests in flight are cancelled."""
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        if self.stopped_reason is None:
+            self.stopped_reason = reason
 
     def planned_requests(self) -> int | None:
         t = self.traffic
@@ -87,21 +104,47 @@ class LoadGenerator:
             record.end_s = self.now()
         except TimeoutError:
             record.error = f"timeout after {self.traffic.request_timeout_s:g} s"
+            record.error_kind = "timeout"
         except RequestFailed as exc:
             record.error = str(exc)
+            record.error_kind = exc.kind
             record.http_status = exc.status
         except asyncio.CancelledError:
             record.error = "cancelled"
+            record.error_kind = "cancelled"
             raise
         except Exception as exc:  # an engine bug must cost one request, not the run
             record.error = f"{type(exc).__name__}: {exc}"
+            record.error_kind = "engine"
         finally:
             if record.end_s is None:
                 record.end_s = self.now()  # when it failed: still bounds the run's duration
+            # Nothing recorded carries a credential: an error body may echo the key (some servers do on 401).
+            record.error = redact_text(record.error, self._secrets)
             record.output_text = "".join(text)
+            if self._secrets and any(s in record.output_text for s in self._secrets):
+                record.output_text = redact_text(record.output_text, self._secrets)
             self.in_flight.pop(record.index, None)
             self.records.append(record)
+            self._watch_unreachable(record)
+            self._keep(record)
+
+    def _keep(self, record: RequestRecord) -> None:
+        try:
             self.sink(record)
+        except OSError as exc:  # the results disk is full or read-only: stop the load now
+            self.abort(f"writing results failed: {exc}")
+        except Exception as exc:  # a sink that breaks would lose every record after this one: stop as well
+            self.abort(f"recording a request failed: {type(exc).__name__}: {exc}")
+
+    def _watch_unreachable(self, record: RequestRecord) -> None:
+        if record.error_kind == "connect":
+            self._unreachable_in_a_row += 1
+        elif record.ok:
+            self._unreachable_in_a_row = 0
+        if self.unreachable_after and self._unreachable_in_a_row >= self.unreachable_after:
+            self.abort(f"server unreachable: {self._unreachable_in_a_row} requests in a row could not connect "
+                       f"({record.error})")
 
     def _record(self, index: int, request: Request, warmup: bool, scheduled: float | None) -> RequestRecord:
         return RequestRecord(
@@ -133,7 +176,7 @@ class LoadGenerator:
         (which keeps serving responses) until it arrives. A stop check is asked every 0.25 s meanwhile, so a run
         with sparse arrivals still stops soon after its reason appears."""
         while (delay := due - self.now()) > 0:
-            if self.stop_check is not None and delay > 0.25 + _SPIN_S:
+            if delay > 0.25 + _SPIN_S:
                 await asyncio.sleep(0.25)
                 if self._should_stop():
                     return
@@ -190,6 +233,9 @@ class LoadGenerator:
     async def run(self) -> list[RequestRecord]:
         self._t0 = self.clock()
         await self._warmup()
+        if self.abort_reason is not None:  # the server is gone or nothing can be written: no measured run
+            self.started_wall = time.time()
+            return self.records
         offsets = self.schedule() if self.traffic.arrival != "concurrency" else []
         self._t0 = self.clock()  # the measured run's clock starts after warm-up
         self.started_wall = time.time()

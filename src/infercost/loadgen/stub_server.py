@@ -1,6 +1,8 @@
 """A calibration server, not a model: an OpenAI-compatible streaming endpoint with a fixed, known time to first token,
 gap between tokens and output length. It exists to measure the load generator itself (its sustainable rate, schedule
-lag and timing error) and to show behaviour a real server cannot be made to show on demand: stalls, HTTP 500s.
+lag and timing error) and to show behaviour a real server cannot be made to show on demand: stalls, HTTP 500s, a
+stream that ends cleanly in the middle of an answer (no finish_reason, no [DONE]), a 401 whose body echoes the API key
+(as some hosted APIs do), and a server that dies mid-run.
 
 Run: python -m infercost.loadgen.stub_server --port 8001 --ttft-ms 50 --itl-ms 5 --tokens 16
 """
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,15 +23,27 @@ from typing import Iterator
 from aiohttp import web
 
 
-def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, stall_every: int = 0) -> web.Application:
+def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, stall_every: int = 0,
+             truncate_every: int = 0, echo_key_every: int = 0, die_after: int = 0) -> web.Application:
+    """Every `fail_every`-th request gets an HTTP 500, every `stall_every`-th stalls, every `truncate_every`-th
+    stream closes cleanly halfway through its answer, every `echo_key_every`-th gets a 401 whose body repeats the
+    Authorization header it was sent, and the process exits at once (a crash) on request `die_after` + 1."""
     state = {"n": 0}
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         state["n"] += 1
         n = state["n"]
+        if die_after and n > die_after:
+            os._exit(1)  # a crash: this connection drops, later ones are refused
         if fail_every and n % fail_every == 0:
             return web.json_response({"error": {"message": "injected failure"}}, status=500)
+        if echo_key_every and n % echo_key_every == 0:
+            sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return web.json_response({"error": {"message": f"Incorrect API key provided: {sent}. You can find your "
+                                                           "API key at https://example.invalid/keys.",
+                                                "type": "invalid_request_error", "code": "invalid_api_key"}},
+                                     status=401)
         chat = request.path.endswith("chat/completions")
         count = min(int(body.get("max_tokens") or tokens), tokens)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -37,7 +52,11 @@ def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, st
             await asyncio.sleep(3600)  # a stalled request: the client's timeout must end it
         if ttft_ms:
             await asyncio.sleep(ttft_ms / 1e3)
+        truncate = truncate_every and n % truncate_every == 0
         for i in range(count):
+            if truncate and i >= max(count // 2, 1):
+                await resp.write_eof()  # a clean end mid-answer: no finish_reason, no usage, no [DONE]
+                return resp
             if i and itl_ms:
                 await asyncio.sleep(itl_ms / 1e3)
             choice = {"index": 0, "delta": {"content": f" t{i}"}} if chat else {"index": 0, "text": f" t{i}"}
@@ -66,14 +85,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
-                stall_every: int = 0) -> Iterator[str]:
+                stall_every: int = 0, truncate_every: int = 0, echo_key_every: int = 0,
+                die_after: int = 0) -> Iterator[str]:
     """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
     yield its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "infercost.loadgen.stub_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
          "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
-         "--stall-every", str(stall_every)],
+         "--stall-every", str(stall_every), "--truncate-every", str(truncate_every),
+         "--echo-key-every", str(echo_key_every), "--die-after", str(die_after)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -103,9 +124,12 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--stall-every", type=int, default=0)
+    p.add_argument("--truncate-every", type=int, default=0)
+    p.add_argument("--echo-key-every", type=int, default=0)
+    p.add_argument("--die-after", type=int, default=0)
     a = p.parse_args()
-    web.run_app(make_app(a.ttft_ms, a.itl_ms, a.tokens, a.fail_every, a.stall_every), host="127.0.0.1", port=a.port,
-                print=None, access_log=None)
+    web.run_app(make_app(a.ttft_ms, a.itl_ms, a.tokens, a.fail_every, a.stall_every, a.truncate_every,
+                         a.echo_key_every, a.die_after), host="127.0.0.1", port=a.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

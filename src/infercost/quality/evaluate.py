@@ -24,6 +24,7 @@ from infercost.spec.quality import QualitySpec, ScorerSpec
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
 from infercost.provenance import hardware, library_versions
+from infercost.redact import redacted_command
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
 
@@ -267,7 +268,7 @@ def _store(store: RunStore, workload: Workload, deployment: Any, result: Quality
         "tags": workload.tags.as_dict(),
         "versions": library_versions(),
         "hardware": hardware(),
-        "command": " ".join(sys.argv),
+        "command": redacted_command(sys.argv),
     }, records="quality")
     for s in result.scores:
         writer.add(s.model_dump(mode="json"))

@@ -19,6 +19,7 @@ from infercost.cost.placement import accelerator_offers, matching_offers
 from infercost.cost.pricing import FleetPolicy, Throughput, api_cost_row, cost_rows
 from infercost.metrics import summarize
 from infercost.metrics.units import METRICS
+from infercost.redact import redact_text, redacted_command
 from infercost.search.evaluate import TrialOutcome
 from infercost.search.results import summary as study_summary
 from infercost.search.study import outcomes, pareto_front
@@ -232,7 +233,7 @@ def _quality_examples(best: TrialOutcome, spec: Any, workload: Workload, evaluat
 def _evidence(best: TrialOutcome, spec: Any, command: str | None) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "kind": best.kind, "metric_definitions": {m.name: f"{m.description} ({m.unit})" for m in METRICS.values()},
-        "reproduce": command or " ".join(sys.argv), "probes": best.probes,
+        "reproduce": redact_text(command) if command else redacted_command(sys.argv), "probes": best.probes,
         "requests_per_probe": best.requests_per_probe, "quality_source": best.quality_source,
         "quality_ci95": best.quality_ci95, "expected_error": best.expected_error,
         "price": {"source": best.cost.price_source, "as_of": best.cost.price_as_of},

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_serializer, field_validator, model_validator
 
+from infercost.redact import REDACTED, looks_like_secret, redact_url
 from infercost.spec.common import Spec
 from infercost.spec.sizes import parse_kv_setting
 
@@ -93,12 +95,41 @@ class OpenAIDeployment(_Base):
     max_connections: int = Field(default=1024, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            parts = urlsplit(v)
+            port = parts.port
+        except ValueError as exc:  # a port out of range or not a number
+            raise ValueError(f"expected http(s)://HOST[:PORT]/PATH with a port from 1 to 65535 ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("expected http(s)://HOST[:PORT]/PATH: the host is missing")
+        if port == 0:
+            raise ValueError("expected http(s)://HOST[:PORT]/PATH with a port from 1 to 65535 (got port 0)")
+        return v
+
+    @field_serializer("base_url")
+    def _stored_url(self, v: str) -> str:
+        return redact_url(v)  # wherever a deployment is recorded: no user:password@, no query string
+
     @field_validator("api_key_env")
     @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
+    def _env_name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # The value is never echoed back (see spec.loader): a key written here would reach the terminal.
+        if v is not None and looks_like_secret(v):
+            raise ValueError("expected the NAME of an environment variable that holds the key, not the key itself "
+                             "(this looks like a key: the key never goes in a file)")
         if v is not None and not _ENV_NAME.match(v):
             raise ValueError("expected the NAME of an environment variable (the key itself never goes in a file)")
+        if v is not None and urlsplit(str(info.data.get("base_url", ""))).username is not None:
+            raise ValueError("base_url already carries user:password@: expected one credential, not both (the HTTP "
+                             "client cannot send both)")
         return v
+
+    @field_serializer("headers")
+    def _stored_headers(self, v: dict[str, str]) -> dict[str, str]:
+        return {k: REDACTED if looks_like_secret(value) else value for k, value in v.items()}
 
     @field_validator("headers")
     @classmethod

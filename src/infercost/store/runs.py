@@ -13,7 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from infercost.errors import InputError
 from infercost.loadgen.records import RequestRecord
+
+
+class ResultsWriteError(OSError):
+    """Results could not be written (a full or read-only disk). The run stops and says so; what is on disk stays."""
 
 
 def _slug(text: str) -> str:
@@ -21,9 +26,14 @@ def _slug(text: str) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Written whole or not at all: a full disk leaves the previous version, never half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def stored_path(path: str | Path, base: str | Path) -> str:
@@ -57,35 +67,82 @@ def utc_now() -> str:
 
 
 class RunWriter:
-    """Writes one run. Status moves running → completed | failed | interrupted; the manifest always says which."""
+    """Writes one run. Status moves running → completed | failed | interrupted | infeasible; the manifest always says
+    which. A write that fails (full or read-only disk) raises ResultsWriteError once and nothing more is appended, so
+    the records already on disk stay readable."""
 
     def __init__(self, directory: Path, manifest: dict[str, Any], records: str = "requests",
                  summary_name: str | None = None):
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=False)
         self.records = records
         self.summary_name = summary_name or ("summary.json" if records == "requests" else f"{records}.json")
         self.manifest = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest}
-        _write_json(self.dir / "manifest.json", self.manifest)
-        self._jsonl = (self.dir / f"{records}.jsonl").open("a", encoding="utf-8")
+        self.write_error: str | None = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=False)
+            _write_json(self.dir / "manifest.json", self.manifest)
+            self._jsonl = (self.dir / f"{records}.jsonl").open("a", encoding="utf-8")
+        except OSError as exc:  # nothing has run yet: this is the results directory the user gave
+            raise InputError(f"cannot write results ({exc.strerror or exc}): expected a writable directory",
+                             source=str(directory.parent)) from None
 
     def update(self, **fields: Any) -> None:
         self.manifest.update(fields)
         _write_json(self.dir / "manifest.json", self.manifest)
 
     def add(self, record: RequestRecord | dict[str, Any]) -> None:
+        if self.write_error is not None:
+            raise ResultsWriteError(self.write_error)
         row = record if isinstance(record, dict) else record.to_row()
-        self._jsonl.write(json.dumps(row, default=str) + "\n")
-        self._jsonl.flush()
+        try:
+            self._jsonl.write(json.dumps(row, default=str) + "\n")
+            self._jsonl.flush()
+        except OSError as exc:
+            self.write_error = f"{self.records}.jsonl: {exc.strerror or exc}"
+            raise ResultsWriteError(exc.errno, self.write_error) from exc
 
-    def finish(self, status: str, summary: dict[str, Any] | None, **fields: Any) -> None:
-        self._jsonl.close()
-        frame = read_jsonl(self.dir / f"{self.records}.jsonl")
-        if not frame.empty:
-            frame.to_parquet(self.dir / f"{self.records}.parquet", index=False)
+    def finish(self, status: str, summary: dict[str, Any] | None, **fields: Any) -> str:
+        """Close the run: the records as parquet, the summary, then the manifest with its final status. Each part
+        is tried on its own; one that cannot be written turns a completed run into a failed one, with the reason.
+        Returns the status recorded; raises ResultsWriteError when the manifest itself could not be written."""
+        problems: list[str] = [self.write_error] if self.write_error else []
+        try:
+            self._jsonl.close()
+        except OSError as exc:
+            if not self.write_error:
+                problems.append(f"{self.records}.jsonl: {exc.strerror or exc}")
+        try:
+            frame = read_jsonl(self.dir / f"{self.records}.jsonl")
+            if not frame.empty:
+                target = self.dir / f"{self.records}.parquet"
+                tmp = target.with_suffix(".parquet.tmp")
+                try:
+                    frame.to_parquet(tmp, index=False)
+                    tmp.replace(target)
+                finally:
+                    tmp.unlink(missing_ok=True)
+        except Exception as exc:  # OSError, or pyarrow's own error for a failed write
+            problems.append(f"{self.records}.parquet: {getattr(exc, 'strerror', None) or exc}")
         if summary is not None:
-            _write_json(self.dir / self.summary_name, summary)
-        self.update(status=status, ended_at=utc_now(), **fields)
+            try:
+                _write_json(self.dir / self.summary_name, summary)
+            except OSError as exc:
+                problems.append(f"{self.summary_name}: {exc.strerror or exc}")
+        if problems:
+            problems = list(dict.fromkeys(problems))
+            if status == "completed":
+                status = "failed"
+            prior = fields.get("reason") or ""
+            if "writing results failed" not in prior:
+                fields["reason"] = "; ".join(filter(None, [prior, "writing results failed: " + "; ".join(problems)]))
+            fields["write_errors"] = problems
+        try:
+            self.update(status=status, ended_at=utc_now(), **fields)
+        except OSError as exc:
+            raise ResultsWriteError(exc.errno, f"manifest.json: {exc.strerror or exc} (it still says "
+                                    f"'{self.manifest.get('status', 'running')}'); "
+                                    + (fields.get("reason") or "")) from exc
+        return status
 
 
 class RunStore:
@@ -100,7 +157,11 @@ class RunStore:
         while candidate.exists():
             n += 1
             candidate = self.root / f"{base}-{n}"
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the results directory ({exc.strerror or exc}): expected a writable "
+                             "directory", source=str(self.root)) from None
         return RunWriter(candidate, manifest, records, summary_name)
 
     def runs(self) -> list[Path]:
