@@ -17,6 +17,13 @@ from infercost.cli_common import console as _console  # noqa: E402
 from infercost.cli_common import engine_output_to_stderr as _engine_output_to_stderr  # noqa: E402
 
 
+def _preflight(workload, deployment, args: argparse.Namespace) -> None:
+    """What can fail without an engine fails before one starts (the checks `validate` makes)."""
+    from infercost.preflight import preflight
+
+    preflight(workload, deployment, args.workload, args.deployment or "default deployment")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from infercost.measure import measure_sync
     from infercost.report.console import RichProgress, print_summary
@@ -25,6 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workload = load_workload(args.workload, args.workload_set)
     deployment = load_deployment(args.deployment, args.set)
+    _preflight(workload, deployment, args)
     console = _console()
     store = RunStore(args.results_dir)
     with _engine_output_to_stderr(), RichProgress() as progress:
@@ -50,6 +58,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     workload = load_workload(args.workload, args.workload_set)
     deployment = load_deployment(args.deployment, args.set)
+    _preflight(workload, deployment, args)
     with _engine_output_to_stderr():
         result = evaluate_sync(workload, deployment, cache_dir=Path(args.results_dir) / "quality-cache",
                                store=RunStore(args.results_dir))
@@ -73,6 +82,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     workload = load_workload(args.workload, args.workload_set)
     deployment = load_deployment(args.deployment, args.set)
+    _preflight(workload, deployment, args)
     fields = {k: getattr(args, k) for k in ("mode", "start", "precision", "max_load", "max_probes", "tail_samples",
                                             "min_requests", "requests", "max_in_flight") if getattr(args, k) is not None}
     options = validate(CapacityOptions, fields, source="command line")
@@ -103,15 +113,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The same checks `run` makes before it starts an engine (infercost.preflight), and nothing that needs one."""
+    from infercost.preflight import preflight
     from infercost.spec import load_deployment, load_workload
     from infercost.workload import build_requests
 
     workload = load_workload(args.workload)
     requests = build_requests(workload)
-    print(f"{args.workload}: ok (workload '{workload.name}', {len(requests)} prompts)")
     if args.deployment:
         deployment = load_deployment(args.deployment)
+        notes = preflight(workload, deployment, args.workload, args.deployment, requests)
+    print(f"{args.workload}: ok (workload '{workload.name}', {len(requests)} prompts)")
+    if args.deployment:
         print(f"{args.deployment}: ok ({deployment.engine} deployment of {deployment.model})")
+        for note in notes:
+            print(f"  note: {note}")  # what cannot be known without an engine or a server
     return 0
 
 

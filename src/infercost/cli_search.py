@@ -13,6 +13,19 @@ from pathlib import Path
 from infercost.errors import InputError
 
 
+def positive_count(value: str | None, option: str) -> int | None:
+    """A whole number above zero given on the command line; argparse's own error would print a usage block too."""
+    if value is None:
+        return None
+    try:
+        n = int(value.strip())
+    except ValueError:
+        n = None
+    if n is None or n <= 0:
+        raise InputError(f"expected a whole number of at least 1 (got {value.strip()[:40]!r})", source=option)
+    return n
+
+
 def load_study_spec(path: str, overrides: list[str] = ()):
     from infercost.search.spec import StudySpec
     from infercost.spec.loader import load_spec_file
@@ -32,13 +45,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from infercost.spec import load_workload
     from infercost.store import RunStore
 
+    n_trials = positive_count(args.n_trials, "--n-trials")
     spec = load_study_spec(args.study, args.study_set)
-    if args.n_trials:
-        spec.n_trials = args.n_trials
+    if n_trials is not None:
+        spec.n_trials = n_trials
     workload = load_workload(spec.resolve(spec.workload))
     from infercost.workload import build_requests
 
     build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
+    from infercost.search.checks import check_study
+
+    check_study(spec, workload, args.study, str(spec.resolve(spec.workload)))  # what `run` checks, before any trial
     storage = args.storage or default_storage(args.results_dir, spec)
     store = RunStore(Path(args.results_dir) / "studies" / (args.study_name or spec.name))
     evaluator = Evaluator(spec, workload, store, load_catalog(args.catalog or ()))
@@ -170,7 +187,8 @@ def add_parsers(sub) -> None:
     opt.add_argument("study", help="study YAML")
     opt.add_argument("--storage", help="SQLAlchemy URL (default: sqlite file under results/studies/)")
     opt.add_argument("--study-name", help="name in the storage (default: the study's name); share it across workers")
-    opt.add_argument("--n-trials", type=int, help="total trials wanted (finished ones count; resume tops up)")
+    # parsed in cmd_optimize, not by argparse, so a bad value is one line like every other bad input
+    opt.add_argument("--n-trials", metavar="N", help="total trials wanted (finished ones count; resume tops up)")
     opt.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
     opt.add_argument("--catalog", "-c", action="append")
     opt.add_argument("--results-dir", default=os.environ.get("INFERCOST_RESULTS", "results"))

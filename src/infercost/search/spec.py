@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from infercost.capacity.result import CapacityOptions
 from infercost.cost.catalog import PRICING_MODELS
@@ -18,6 +18,17 @@ ENGINE_PRECISIONS = {
     "transformers": ["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"],
 }
 PROJECTED_ENGINES = ("vllm",)  # engines the projection models (continuous batching); the others run only `here`
+
+
+def _some(v: Any, info: ValidationInfo, what: str | None) -> Any:
+    """An empty candidate list is an error: Optuna cannot choose from nothing, and a list that silently became a
+    default would search something else than what was written."""
+    if isinstance(v, list) and not v:
+        if what is not None:
+            raise ValueError(f"expected at least one {what}")
+        default = "any" if info.field_name in ("providers", "regions") else "its default"
+        raise ValueError(f"expected at least one candidate (leave '{info.field_name}' out for {default})")
+    return v
 
 
 class IntRange(Spec):
@@ -36,17 +47,22 @@ class Placements(Spec):
     """Where a configuration may run. `here` means this machine (measured); accelerator names come from the
     hardware table and are priced on catalog offers with that accelerator."""
 
-    hardware: list[str] = Field(default_factory=lambda: ["here"], min_length=1)
-    devices: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    providers: list[str] | None = None
-    regions: list[str] | None = None
+    hardware: list[str] = Field(default_factory=lambda: ["here"])
+    devices: list[int] = Field(default_factory=lambda: [1])
+    providers: list[str] | None = Field(default=None, description="leave out for any provider")
+    regions: list[str] | None = Field(default=None, description="leave out for any region")
     pricing: list[Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]] = Field(
-        default_factory=lambda: ["on_demand"], min_length=1)
+        default_factory=lambda: ["on_demand"])
+
+    @field_validator("hardware", "devices", "providers", "regions", "pricing")
+    @classmethod
+    def _candidates(cls, v: Any, info: ValidationInfo) -> Any:
+        return _some(v, info, "place (an accelerator name or 'here')" if info.field_name == "hardware" else None)
 
 
 class SearchSpace(Spec):
-    models: list[str] = Field(min_length=1)
-    engines: list[Literal["vllm", "transformers"]] = Field(default_factory=lambda: ["vllm"], min_length=1)
+    models: list[str]
+    engines: list[Literal["vllm", "transformers"]] = Field(default_factory=lambda: ["vllm"])
     precisions: dict[str, list[str]] = Field(
         default_factory=dict, description="per engine: dtypes / quantisations to try (default: the engine's first)")
     max_num_seqs: IntRange | list[int] = Field(default_factory=lambda: [16])
@@ -55,11 +71,24 @@ class SearchSpace(Spec):
     kv_cache_dtype: list[str] = Field(default_factory=lambda: ["auto"], description="vLLM only")
     placements: Placements = Field(default_factory=Placements)
 
+    @field_validator("models", "engines", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching",
+                     "kv_cache_dtype")
+    @classmethod
+    def _candidates(cls, v: Any, info: ValidationInfo) -> Any:
+        models = info.field_name == "models"
+        return _some(v, info, "model (a projection preset, bundled alias or model directory)" if models else None)
+
     @model_validator(mode="after")
     def _precisions(self) -> "SearchSpace":
         for engine, values in self.precisions.items():
             if engine not in ENGINE_PRECISIONS:
                 raise ValueError(f"precisions for unknown engine '{engine}'")
+            if not values:  # an empty list used to fall back to the engine's first precision without a word
+                raise ValueError(f"precisions.{engine}: expected at least one of {', '.join(ENGINE_PRECISIONS[engine])}"
+                                 f" (leave '{engine}' out for its default, {ENGINE_PRECISIONS[engine][0]})")
+            if engine not in self.engines:
+                raise ValueError(f"precisions.{engine}: '{engine}' is not in engines ({', '.join(self.engines)}), so "
+                                 "these would never be tried")
             unknown = [v for v in values if v not in ENGINE_PRECISIONS[engine]]
             if unknown:
                 raise ValueError(f"{engine}: unknown precision {unknown[0]!r}: expected one of "

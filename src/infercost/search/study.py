@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy
 from optuna.samplers import GridSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
+from infercost.errors import InputError
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.space import TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
@@ -34,14 +38,54 @@ def default_storage(results_dir: str | Path, spec: StudySpec) -> str:
     return f"sqlite:///{path}"
 
 
+# Workers started together on a new database race to create Optuna's tables and stamp its schema version; the
+# losers fail on rows or tables the winner just made. Each retry finds more of them made, so a few suffice.
+CREATION_ATTEMPTS = 12
+_RACE_WORDS = ("already exists", "duplicate", "unique constraint", "locked", "deadlock", "could not serialize")
+
+
+def _creation_race(exc: BaseException) -> bool:
+    """Whether `exc` is another worker creating the same storage at the same moment (then trying again finds
+    what it made), rather than a storage that cannot be opened at all."""
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    if isinstance(cause, sqlalchemy.exc.IntegrityError):
+        return True
+    if isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError)):
+        return any(word in str(cause).lower() for word in _RACE_WORDS)
+    return False
+
+
 def storage_for(url: str) -> optuna.storages.BaseStorage:
     """RDB storage with a heartbeat, so a trial whose worker died (SIGKILL, lost node) is marked failed and its
-    configuration re-queued by whoever resumes the study."""
+    configuration re-queued by whoever resumes the study. Safe when several workers create it at once (see
+    CREATION_ATTEMPTS); a storage that cannot be opened is one line naming it, with the password hidden."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S, engine_kwargs=engine_kwargs,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    for attempt in range(1, CREATION_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S, engine_kwargs=engine_kwargs,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            if attempt < CREATION_ATTEMPTS and _creation_race(exc):
+                time.sleep(random.uniform(0.02, 0.1) * attempt)  # jittered: the racers do not collide again
+                continue
+            raise _unopenable(url, exc) from None
+        except ImportError as exc:  # no driver for the URL's database
+            raise _unopenable(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _unopenable(url: str, exc: BaseException) -> InputError:
+    try:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        shown = "the storage URL"
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+    detail = " ".join(str(getattr(cause, "orig", None) or cause).split())[:300]
+    return InputError(f"cannot open the study storage ({type(cause).__name__}: {detail}): expected a SQLAlchemy "
+                      "URL of a database this machine can reach, e.g. sqlite:///studies.db or "
+                      "postgresql+psycopg2://HOST/DB", source=shown)
 
 
 def _sampler(spec: StudySpec, space: list[TrialConfig]):

@@ -133,6 +133,20 @@ class Traffic(Spec):
             raise ValueError("give 'num_requests' or 'duration_s'")
         if self.arrival == "gamma" and self.rate is not None and math.isinf(self.rate):
             raise ValueError("arrival 'gamma' needs a finite 'rate'")
+        # A field the arrival process does not read would silently do nothing; two ends of the run would race.
+        if self.num_requests is not None and self.duration_s is not None:
+            raise ValueError("give 'num_requests' (how many requests) or 'duration_s' (how long), not both")
+        if self.arrival == "concurrency" and self.rate is not None:
+            raise ValueError("'rate' is for open-loop arrivals (poisson, constant, gamma): arrival 'concurrency' "
+                             "sends as fast as its 'concurrency' users allow")
+        if self.arrival != "concurrency" and self.concurrency is not None:
+            raise ValueError(f"'concurrency' is for arrival 'concurrency' (closed loop): arrival '{self.arrival}' "
+                             "sends at 'rate'")
+        if self.arrival != "gamma" and self.burstiness != 1.0:
+            raise ValueError(f"'burstiness' shapes arrival 'gamma' only: arrival '{self.arrival}' would ignore it")
+        if self.duration_s is not None and self.rate is not None and math.isinf(self.rate):
+            raise ValueError("rate .inf sends every request at once, so there is no duration to fill: expected "
+                             "'num_requests' instead of 'duration_s'")
         return self
 
 
