@@ -17,28 +17,31 @@ pytest.importorskip("vllm")
 pytestmark = pytest.mark.engine
 
 LEFT_AVAILABLE = 6 * 2**30
+# Grows in steps, re-reading the node each time: on virtual machines whose memory is hot-plugged, a node's total
+# grows as memory is taken, so one allocation sized from the first reading would leave far more than 6 GiB.
 BALLAST = """
 import sys, time
 import numpy as np
-block = np.empty(int(sys.argv[1]), dtype=np.uint8)
-block[::4096] = 1  # touch every page, so the memory is really held
-print("held", flush=True)
+import psutil
+from infercost.engines.machine import host_memory
+target, step, blocks = int(sys.argv[1]), 256 * 2**20, []
+while host_memory().available_bytes > target and psutil.virtual_memory().available > target + step:
+    block = np.empty(step, dtype=np.uint8)
+    block[::4096] = 1  # touch every page, so the memory is really held
+    blocks.append(block)
+print(len(blocks) * step, flush=True)
 time.sleep(3600)
 """
 
 
 @pytest.fixture
 def ballast():
-    """A process holding all but ~6 GiB of what the node has available (none where it has less already)."""
-    hold = host_memory().available_bytes - LEFT_AVAILABLE
-    if hold <= 0:
-        yield 0
-        return
-    proc = subprocess.Popen([sys.executable, "-c", BALLAST, str(hold)], stdout=subprocess.PIPE, text=True)
+    """A process holding all but ~6 GiB of what the node has available (nothing where it has less already)."""
+    proc = subprocess.Popen([sys.executable, "-c", BALLAST, str(LEFT_AVAILABLE)], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "held"
+        held = int(proc.stdout.readline().strip())
         time.sleep(1)
-        yield hold
+        yield held
     finally:
         proc.kill()
         proc.wait()
