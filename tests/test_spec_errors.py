@@ -98,16 +98,17 @@ def test_bad_jsonl_line_names_file_and_line(tmp_path, capsys):
     (tmp_path / "p.jsonl").write_text('{"prompt": "ok"}\n{"prompt": "ok", "messages": []}\n')
     (tmp_path / "w.yaml").write_text("name: w\nprompts: {source: jsonl, path: p.jsonl}\n"
                                      "traffic: {rate: 1, num_requests: 1}\n")
-    _check(capsys, ["validate", str(tmp_path / "w.yaml")], f"{tmp_path / 'p.jsonl'}:2", "exactly one of")
+    _check(capsys, ["validate", str(tmp_path / "w.yaml")], f"{tmp_path / 'p.jsonl'}: line 2", "exactly one of")
 
 
 def test_missing_file_and_bad_override(tmp_path, capsys):
     _check(capsys, ["validate", str(tmp_path / "absent.yaml")], str(tmp_path / "absent.yaml"), "file not found")
     (tmp_path / "w.yaml").write_text(GOOD_WORKLOAD)
     assert main(["run", str(tmp_path / "w.yaml"), "--set", "max_num_seqs"]) == 2
-    assert "--set: override 'max_num_seqs' must look like key=value" in capsys.readouterr().err
+    assert "--set: expected KEY=VALUE, e.g. --set max_num_seqs=8 ('max_num_seqs' has no '=')" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "w.yaml"), "--set", "max_num_seqs=-3"]) == 2
-    assert "default deployment: max_num_seqs: Input should be greater than 0" in capsys.readouterr().err
+    # A bad value given on the command line blames the option, not the (default) deployment.
+    assert "error: --set max_num_seqs: Input should be greater than 0" in capsys.readouterr().err
 
 
 def test_missing_api_key_variable_is_an_input_error(tmp_path, capsys, monkeypatch):

@@ -33,6 +33,19 @@ def load_study_spec(path: str, overrides: list[str] = ()):
     return load_spec_file(StudySpec, path, overrides, "--study-set")
 
 
+def load_study_workload(spec, study_path: str):
+    """The study's workload; a path that leads nowhere is blamed on the study file's `workload` field, where the
+    fix goes, not reported as a bare missing file."""
+    from infercost.spec import load_workload
+    from infercost.spec.files import exists
+
+    path = spec.resolve(spec.workload)
+    if not exists(path):
+        raise InputError(f"workload file not found: {path} (a relative path is read from the study file's folder)",
+                         source=str(study_path), field="workload")
+    return load_workload(path)
+
+
 def cmd_optimize(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -42,14 +55,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from infercost.search.evaluate import Evaluator
     from infercost.search.results import baseline_config, summary, trials_frame
     from infercost.search.study import default_storage, finished_trials, open_study, run_study
-    from infercost.spec import load_workload
     from infercost.store import RunStore
 
     n_trials = positive_count(args.n_trials, "--n-trials")
     spec = load_study_spec(args.study, args.study_set)
     if n_trials is not None:
         spec.n_trials = n_trials
-    workload = load_workload(spec.resolve(spec.workload))
+    workload = load_study_workload(spec, args.study)
     from infercost.workload import build_requests
 
     build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
@@ -150,12 +162,10 @@ def write_study_report(spec, study, workload, results_dir: str, catalog_files=()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from infercost.spec import load_workload
-
     spec, study, storage = _open_existing(args)
     if spec is None:
         raise InputError("the report needs the study YAML (for its workload)", field="study")
-    workload = load_workload(spec.resolve(spec.workload))
+    workload = load_study_workload(spec, args.study)
     command = f"infercost optimize {args.study} --storage {storage} --study-name {study.study_name}"
     paths = write_study_report(spec, study, workload, args.results_dir, args.catalog or (), args.out, command)
     for kind, path in paths.items():

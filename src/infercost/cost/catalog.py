@@ -15,6 +15,7 @@ from typing import Iterable, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from infercost.errors import InputError
+from infercost.spec.files import MAX_CSV_BYTES, read_text
 
 ACCELERATORS = ("H100-SXM", "H100-PCIe", "H200", "B200", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10", "T4",
                 "MI300X", "none")
@@ -149,12 +150,26 @@ def _rows(path: Path | None, text: str, source: str) -> Iterable[tuple[int, dict
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None:
         raise InputError("empty CSV (expected a header row)", source=source)
-    for line, row in enumerate(reader, start=2):
+    for line, row in _csv_rows(reader, source):
         if None in row:
             raise InputError(f"row {line}: more cells than header columns", source=source)
         if not any((v or "").strip() for v in row.values()):
             continue
         yield line, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
+
+
+def _csv_rows(reader: csv.DictReader, source: str) -> Iterable[tuple[int, dict]]:
+    """The reader's rows with their line numbers; a csv.Error (e.g. a field over csv's 128 KB limit) is one line
+    naming the row, not a traceback."""
+    while True:
+        done = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(f"row {done + 1}: not valid CSV ({exc})", source=source) from None
+        yield reader.line_num, row
 
 
 def _parse(model: type[BaseModel], text: str, source: str, required: set[str]) -> list:
@@ -193,14 +208,14 @@ def load_catalog(extra: Iterable[str | Path] = (), builtin: bool = True) -> Cata
         for name in ("instances.csv", "api_prices.csv"):
             files.append((f"infercost:cost/data/{name}", (data / name).read_text(encoding="utf-8")))
     for path in extra:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError("catalog file not found", source=str(path))
-        files.append((str(path), path.read_text(encoding="utf-8")))
+        files.append((str(path), read_text(path, MAX_CSV_BYTES, "catalog file")))  # size and UTF-8 checked
     offers: dict[tuple, Offer] = {}
     prices: dict[tuple, TokenPrice] = {}
     for source, text in files:
-        header = [h.strip() for h in next(csv.reader(text.splitlines()), [])]
+        try:
+            header = [h.strip() for h in next(csv.reader(text.splitlines()), [])]
+        except csv.Error as exc:
+            raise InputError(f"not valid CSV ({exc})", source=source, field="line 1") from None
         kind = _kind(header)
         model = TokenPrice if kind == "token_prices" else Offer
         target = prices if kind == "token_prices" else offers

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from infercost.spec.common import Spec
+from infercost.spec.files import MAX_PROMPTS
 from infercost.spec.quality import QualitySpec
 
 
@@ -68,10 +69,11 @@ class LengthDist(Spec):
     [min, max]."""
 
     dist: Literal["fixed", "uniform", "normal"] = "fixed"
-    mean: int | None = Field(default=None, gt=0)
-    std: float = Field(default=0.0, ge=0)
-    min: int | None = Field(default=None, gt=0)
-    max: int | None = Field(default=None, gt=0)
+    # 16M tokens is beyond any context window; the bound keeps numpy's draws within int64.
+    mean: int | None = Field(default=None, gt=0, le=1 << 24)
+    std: float = Field(default=0.0, ge=0, le=1 << 24)
+    min: int | None = Field(default=None, gt=0, le=1 << 24)
+    max: int | None = Field(default=None, gt=0, le=1 << 24)
 
     @model_validator(mode="after")
     def _complete(self) -> "LengthDist":
@@ -84,16 +86,39 @@ class LengthDist(Spec):
         return self
 
 
+# Synthetic text is generated in memory, by `validate` too: a few lines of YAML must not ask for gigabytes. 20M tokens
+# is ~100 MB of text, e.g. 10,000 prompts of 2,000 tokens; prompts repeat when the traffic needs more requests.
+MAX_SYNTHETIC_TOKENS = 20_000_000
+_LONGEST = 1 << 20  # draw_lengths clips an unbounded normal draw here
+
+
+def _upper_tokens(dist: LengthDist) -> float:
+    """About the most tokens one draw gives (fixed: mean; uniform: max; normal: mean + 3 std, clipped)."""
+    if dist.dist == "uniform":
+        return dist.max or 0
+    if dist.dist == "normal":
+        return min(dist.max or _LONGEST, (dist.mean or 0) + 3 * dist.std)
+    return dist.mean or 0
+
+
 class SyntheticPrompts(Spec):
     """Random-text prompts of controlled token lengths, like vLLM's random dataset. A shared prefix of
     `shared_prefix_tokens` tokens, one of `prefix_groups` distinct prefixes per request, exercises prefix caching."""
 
     source: Literal["synthetic"]
-    count: int = Field(default=100, gt=0)
+    count: int = Field(default=100, gt=0, le=MAX_PROMPTS)
     input_tokens: LengthDist
     output_tokens: LengthDist
     shared_prefix_tokens: int = Field(default=0, ge=0)
-    prefix_groups: int = Field(default=1, gt=0)
+    prefix_groups: int = Field(default=1, gt=0, le=MAX_PROMPTS)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "SyntheticPrompts":
+        total = self.count * _upper_tokens(self.input_tokens) + self.prefix_groups * self.shared_prefix_tokens
+        if total > MAX_SYNTHETIC_TOKENS:
+            raise ValueError(f"asks for about {total:,.0f} tokens of synthetic text (count x input_tokens + "
+                             f"prefix_groups x shared_prefix_tokens); the limit is {MAX_SYNTHETIC_TOKENS:,}")
+        return self
 
 
 PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts], Field(discriminator="source")]

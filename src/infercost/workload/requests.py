@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,27 +68,50 @@ def _item_to_request(item: PromptItem, index: int, workload: Workload) -> Reques
     )
 
 
-def _read_jsonl(src: JsonlPrompts, workload: Workload) -> list[PromptItem]:
+def _prompt_item(value: object, source: str, lineno: int) -> PromptItem:
+    """One JSONL line as a PromptItem; a problem names the line and says what a line must hold."""
     from pydantic import ValidationError
 
+    from infercost.spec.files import message_of, nearest
+    from infercost.spec.loader import _first_error
+
+    expected = "expected a JSON object with 'prompt' (text) or 'messages' (chat)"
+    if not isinstance(value, dict):
+        raise InputError(f"{expected}, got {type(value).__name__ if value is not None else 'null'}", source=source,
+                         field=f"line {lineno}")
+    if "prompt" not in value and "messages" not in value:
+        keys = [str(k) for k in value]
+        guess = next((g for g in (nearest(k, ("prompt", "messages")) for k in keys) if g), None)
+        found = f"; found {', '.join(repr(k)[:40] for k in keys[:6])}" if keys else "; found an empty object"
+        hint = f" (did you mean '{guess}'?)" if guess else ""
+        raise InputError(f"{expected}{hint}{found}", source=source, field=f"line {lineno}")
+    try:
+        return PromptItem.model_validate(value)
+    except ValidationError as exc:
+        err = _first_error(exc, source, set(), PromptItem)
+        where = f"line {lineno}" + ("" if err.field == "(top level)" else f": {err.field}")
+        raise InputError(message_of(err), source=source, field=where) from None
+
+
+def _read_jsonl(src: JsonlPrompts, workload: Workload) -> list[PromptItem]:
+    """The prompts of a JSONL file, read through the input layer's limits (size, line length, UTF-8)."""
+    from infercost.spec.files import MAX_PROMPTS, exists, read_jsonl
+
     path = workload.resolve(src.path)
-    if not path.is_file():
+    if not exists(path):
         raise InputError("file not found", source=str(path), field="prompts.path")
-    items = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(PromptItem.model_validate(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", source=f"{path}:{lineno}") from None
-            except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in err["loc"]) or "(line)"
-                raise InputError(err["msg"].removeprefix("Value error, "), source=f"{path}:{lineno}", field=where) from None
+    items: list[PromptItem] = []
+    lines = read_jsonl(path, field="prompts.path", bounded=src.limit is not None)
+    try:
+        for lineno, value in lines:
+            if len(items) >= MAX_PROMPTS:
+                raise InputError(f"more than {MAX_PROMPTS:,} prompts (set prompts.limit to use the first ones)",
+                                 source=str(path), field=f"line {lineno}")
+            items.append(_prompt_item(value, str(path), lineno))
             if src.limit and len(items) >= src.limit:
                 break
+    finally:
+        lines.close()
     if not items:
         raise InputError("no prompts in file", source=str(path))
     return items
