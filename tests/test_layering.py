@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "infercost"
-ORDER = ["errors", "provenance", "spec", "models", "workload", "engines", "preflight", "loadgen", "metrics", "store", "quality",
+ORDER = ["errors", "redact", "provenance", "spec", "models", "workload", "engines", "preflight", "loadgen", "metrics", "store", "quality",
          "measure", "capacity", "cost", "projection", "search", "report", "cli_common", "cli_cost", "cli_project", "cli_search", "cli", "__main__"]
 
 

@@ -17,6 +17,19 @@ from infercost.cli_common import console as _console  # noqa: E402
 from infercost.cli_common import engine_output_to_stderr as _engine_output_to_stderr  # noqa: E402
 
 
+# Exit status of `run` (README: "Exit codes"):
+EXIT_OK = 0  # the run completed and its error rate is within the workload's slo.max_error_rate
+EXIT_NOT_MET = 1  # the deployment cannot run here (infeasible), or the error rate is above slo.max_error_rate
+EXIT_BAD_INPUT = 2  # a spec, option or results directory is wrong: one line naming it, nothing run (InputError)
+EXIT_RUN_FAILED = 3  # the run started and failed: every request failed, the server became unreachable, the results
+#                      could not be written, or the load generator broke; the manifest says `failed` with the reason
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; what was measured is kept (status `interrupted`)
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join(str(text or "").split())
+
+
 def _preflight(workload, deployment, args: argparse.Namespace) -> None:
     """What can fail without an engine fails before one starts (the checks `validate` makes)."""
     from infercost.preflight import preflight
@@ -25,29 +38,45 @@ def _preflight(workload, deployment, args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from infercost.measure import measure_sync
+    from infercost.measure import check_runnable, measure_sync
     from infercost.report.console import RichProgress, print_summary
     from infercost.spec import load_deployment, load_workload
     from infercost.store import RunStore, load_run
 
     workload = load_workload(args.workload, args.workload_set)
     deployment = load_deployment(args.deployment, args.set)
+    check_runnable(workload, deployment, source=args.deployment or "default deployment")
     _preflight(workload, deployment, args)
     console = _console()
     store = RunStore(args.results_dir)
     with _engine_output_to_stderr(), RichProgress() as progress:
         result = measure_sync(workload, deployment, store, None if args.quiet else progress)
-    run = load_run(result.run_dir)
     if result.status == "infeasible":
         console.print(f"[red]deployment infeasible here:[/] {result.reason}", highlight=False, soft_wrap=True)
         console.print(f"recorded in {result.run_dir}")
-        return 1
-    if args.json:
-        print(json.dumps(run.summary, indent=2))
-    else:
-        print_summary(console, run.manifest, run.summary)
-        console.print(f"results: {result.run_dir}")
-    return 0
+        return EXIT_NOT_MET
+    try:
+        run = load_run(result.run_dir)
+        summary = run.summary
+    except (OSError, ValueError):  # a results disk that failed mid-run may not give it back whole
+        run, summary = None, None
+    if summary is not None:
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print_summary(console, run.manifest, summary)
+            console.print(f"results: {result.run_dir}")
+    if result.status == "failed":
+        print(f"infercost: run failed: {_one_line(result.reason)} (what was recorded is in {result.run_dir})",
+              file=sys.stderr)
+        return EXIT_RUN_FAILED
+    if result.error_limit_exceeded:
+        s = result.summary
+        print(f"infercost: error limit not met: {s.failed} of {s.requests} requests failed, error rate "
+              f"{s.error_rate:.1%} > slo.max_error_rate {workload.slo.max_error_rate:.1%} (results in "
+              f"{result.run_dir})", file=sys.stderr)
+        return EXIT_NOT_MET
+    return EXIT_OK
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -78,10 +107,12 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from infercost.report.console import RichProgress, print_capacity
     from infercost.spec import load_deployment, load_workload
     from infercost.spec.loader import validate
+    from infercost.measure import check_runnable
     from infercost.store import RunStore
 
     workload = load_workload(args.workload, args.workload_set)
     deployment = load_deployment(args.deployment, args.set)
+    check_runnable(workload, deployment, source=args.deployment or "default deployment")
     _preflight(workload, deployment, args)
     fields = {k: getattr(args, k) for k in ("mode", "start", "precision", "max_load", "max_probes", "tail_samples",
                                             "min_requests", "requests", "max_in_flight") if getattr(args, k) is not None}
@@ -201,6 +232,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{path}: status {run.manifest.get('status')}: {run.manifest.get('reason', 'no summary')}")
         return 0
     print_summary(_console(), run.manifest, run.summary)
+    if run.manifest.get("status") != "completed":
+        print(f"{path}: status {run.manifest.get('status')}: {_one_line(run.manifest.get('reason'))}")
     return 0
 
 
@@ -301,11 +334,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        print(f"infercost: error: {exc}", file=sys.stderr)
+        from infercost.redact import redact_text
+
+        print(f"infercost: error: {redact_text(str(exc))}", file=sys.stderr)  # never a key or URL credential
         return exc.exit_code
     except KeyboardInterrupt:
         print("infercost: interrupted; what was measured so far is kept in the results directory", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        from infercost.store.runs import ResultsWriteError
+
+        if not isinstance(exc, ResultsWriteError):
+            raise
+        print(f"infercost: writing results failed: {exc}; what was written so far is kept", file=sys.stderr)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":
