@@ -253,3 +253,20 @@ def test_process_exit_codes_without_traceback(tmp_path):
     assert proc.returncode == EXIT_RUN_FAILED
     one_line(proc.stderr, "infercost: run failed: all 3 requests failed (3 × ClientConnectorError")
     assert json.loads(proc.stdout)["completed"] == 0
+
+
+def test_a_capacity_search_against_a_closed_port_fails_rather_than_reading_as_below_min(tmp_path, capsys):
+    """A probe whose run failed ends the search as `failed` (exit 3) with the reason: a dead server must not read as
+    "the SLO fails even at the lowest load"."""
+    from infercost.capacity.result import load_capacity
+
+    port = free_port()
+    workload = write_workload(tmp_path, n=20, rate=5, extra="slo: {ttft_ms: {p95: 2000}}\n")
+    code = main(["capacity", str(workload), "-d", str(write_deployment(tmp_path, f"http://127.0.0.1:{port}/v1")),
+                 "--results-dir", str(tmp_path / "res"), "-q", "--max-probes", "4"])
+    err = capsys.readouterr().err
+    assert code == EXIT_RUN_FAILED
+    one_line(err, "infercost: capacity search failed: probe 0 at")
+    result = load_capacity(only_run(tmp_path / "res").directory)
+    assert result.status == "failed" and "server unreachable" in result.reason
+    assert len(result.probes) == 1 and not result.probes[0].passed

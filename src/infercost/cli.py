@@ -125,6 +125,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     else:
         print_capacity(_console(), result)
         _console().print(f"results: {result.provenance.get('capacity_dir', args.results_dir)}")
+    if result.status == "failed":
+        print(f"infercost: capacity search failed: {result.reason}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     return 0 if result.capacity_load is not None else 1
 
 

@@ -23,6 +23,11 @@ from infercost.store.runs import stored_path, utc_now
 from infercost.workload import build_requests
 
 
+class ProbeRunFailed(Exception):
+    """A probe's run failed (server unreachable, every request failed, results unwritable): the search cannot go on,
+    and a failed measurement must not read as "the SLO fails even at the lowest load"."""
+
+
 class CapacityProgress(Progress):
     def probe_started(self, index: int, phase: str, load: float, mode: str, planned: int) -> None: ...
     def probe_done(self, probe: Probe) -> None: ...
@@ -106,19 +111,35 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
         m = await measure(pw, deployment, probe_store, progress, engine=engine, stop_check=guard,
                           run_name=f"probe{index:02d}-{load:g}{unit}")
         p = probe_from_summary(index, phase, load, m.summary, m.stopped_early, stored_path(m.run_dir, writer.dir))
+        if m.status == "failed":
+            p = p.model_copy(update={"passed": False, "reason": f"run failed: {m.reason}"})
         writer.add(p.model_dump(mode="json"))
         progress.probe_done(p)
+        done.append(p)
+        if m.status == "failed":
+            raise ProbeRunFailed(f"probe {index} at {load:g} {unit} failed: {m.reason}")
         return p
 
+    done: list[Probe] = []
     status = "interrupted"
     try:
         outcome = await search_capacity(probe, options)
         status = "completed"
-    finally:
-        described = engine.describe()
+    except ProbeRunFailed as exc:
+        status = "failed"
+        result = CapacityResult(**base, status="failed", capacity_load=None, capacity_rps=None,
+                                capacity_output_tps=None, failed_load=None, precision_reached=None, probes=done,
+                                reason=str(exc), provenance={"capacity_dir": str(writer.dir)})
+        writer.finish("failed", _as_stored(result), reason=str(exc), engine=engine.describe(), startup_s=startup_s)
         await _quiet_stop(engine)
-        if status != "completed":
+        return result
+    finally:
+        if status not in ("completed", "failed"):
+            described = engine.describe()
+            await _quiet_stop(engine)
             writer.finish(status, None, engine=described, startup_s=startup_s)
+    described = engine.describe()
+    await _quiet_stop(engine)
     best = next((p for p in reversed(outcome.probes) if p.passed and p.load == outcome.best), None)
     capacity_rps = None
     if best is not None:

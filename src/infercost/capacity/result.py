@@ -83,7 +83,7 @@ class CapacityResult(BaseModel):
     workload: str
     deployment: str
     mode: Literal["rate", "concurrency"]
-    status: Literal["found", "below_min", "at_max", "probe_limit", "infeasible"]
+    status: Literal["found", "below_min", "at_max", "probe_limit", "infeasible", "failed"]
     capacity_load: float | None  # req/s offered (rate mode) or users (concurrency mode) at the best passing probe
     capacity_rps: float | None  # requests per second served at that probe: what cost is computed from
     capacity_output_tps: float | None
