@@ -270,3 +270,22 @@ def test_a_capacity_search_against_a_closed_port_fails_rather_than_reading_as_be
     result = load_capacity(only_run(tmp_path / "res").directory)
     assert result.status == "failed" and "server unreachable" in result.reason
     assert len(result.probes) == 1 and not result.probes[0].passed
+
+
+def test_answers_the_server_failed_stop_quality_in_one_line_and_are_not_cached(tmp_path, capsys):
+    """Quality is not scored on the answers that came back when others failed, and a failed answer is never cached
+    as an empty one."""
+    items = ", ".join(f"{{prompt: 'q{i}', reference: 'r{i}'}}" for i in range(6))
+    workload = tmp_path / "q.yaml"
+    workload.write_text(f"name: q\nprompts: {{source: inline, items: [{items}]}}\n"
+                        "traffic: {arrival: constant, rate: 10, num_requests: 6}\n"
+                        "quality: {scorers: [{name: rouge_l}], sample_size: 6}\n")
+    with stub_server(tokens=3, fail_every=2) as url:  # every second request gets an HTTP 500
+        code = main(["quality", str(workload), "-d", str(write_deployment(tmp_path, url)),
+                     "--results-dir", str(tmp_path / "res")])
+    err = capsys.readouterr().err
+    assert code == EXIT_RUN_FAILED
+    line = one_line(err, "infercost: failed: 3 of 6 answers failed")
+    assert "500" in line and "injected failure" in line
+    cached = [json.loads(p.read_text()) for p in (tmp_path / "res" / "quality-cache").glob("*.json")]
+    assert cached and all(len(c["answers"]) == 3 for c in cached)  # only the answers that came back

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from infercost import __version__
-from infercost.errors import InputError
+from infercost.errors import InputError, RunFailed
 
 
 from infercost.cli_common import console as _console  # noqa: E402
@@ -341,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"infercost: error: {redact_text(str(exc))}", file=sys.stderr)  # never a key or URL credential
         return exc.exit_code
+    except RunFailed as exc:
+        from infercost.redact import redact_text
+
+        print(f"infercost: failed: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         print("infercost: interrupted; what was measured so far is kept in the results directory", file=sys.stderr)
         return EXIT_INTERRUPTED

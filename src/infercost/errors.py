@@ -17,3 +17,10 @@ class InputError(Exception):
 
 class EngineUnavailable(InputError):
     """An engine or bundled model cannot be used here (package missing, unsupported option)."""
+
+
+class RunFailed(Exception):
+    """A measurement that started and could not finish (the server failed requests, the engine died): printed as
+    one line, exit status 3. What was measured before it is kept."""
+
+    exit_code = 3

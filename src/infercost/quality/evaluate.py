@@ -15,8 +15,8 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import BaseModel
 
-from infercost.engines import Chunk, Engine, create_engine
-from infercost.errors import InputError
+from infercost.engines import Chunk, Engine, RequestFailed, create_engine
+from infercost.errors import InputError, RunFailed
 from infercost.quality.cache import AnswerCache, answer_key
 from infercost.quality.scorers import get_scorer
 from infercost.spec.loader import deployment_adapter, read_yaml, validate
@@ -124,15 +124,21 @@ def _unreachable(scores: list[float], passes: int, n: int, spec: QualitySpec, ta
     return t is not None and t.pass_rate is not None and (passes + remaining) / n < t.pass_rate
 
 
-async def _generate(engine: Engine, batch: list[Request]) -> dict[str, str]:
-    async def one(r: Request) -> tuple[str, str]:
+async def _generate(engine: Engine, batch: list[Request]) -> tuple[dict[str, str], dict[str, str]]:
+    """(answers, failures): a request the engine failed has no answer, rather than an empty one that would be scored
+    and cached as if the model had said nothing."""
+    async def one(r: Request) -> tuple[str, str | None, str | None]:
         text = []
-        async for event in engine.generate(r):
-            if isinstance(event, Chunk):
-                text.append(event.text)
-        return r.id, "".join(text)
+        try:
+            async for event in engine.generate(r):
+                if isinstance(event, Chunk):
+                    text.append(event.text)
+        except RequestFailed as exc:
+            return r.id, None, str(exc)
+        return r.id, "".join(text), None
 
-    return dict(await asyncio.gather(*(one(r) for r in batch)))
+    results = await asyncio.gather(*(one(r) for r in batch))
+    return ({i: a for i, a, _ in results if a is not None}, {i: e for i, a, e in results if e is not None})
 
 
 def load_baseline(workload: Workload, baseline: str | dict[str, Any]) -> Any:
@@ -140,6 +146,10 @@ def load_baseline(workload: Workload, baseline: str | dict[str, Any]) -> Any:
         path = workload.resolve(baseline)
         return validate(deployment_adapter(), read_yaml(path), str(path))
     return validate(deployment_adapter(), baseline, f"{workload.name}: quality.target.baseline")
+
+
+class QualityRunFailed(RunFailed):
+    """The engine failed requests while answering: quality cannot be scored on the answers that came back."""
 
 
 async def answers_for(
@@ -164,8 +174,13 @@ async def answers_for(
     startup = time.perf_counter() - t
     try:
         for i in range(0, len(missing), batch_size):
-            answers.update(await _generate(engine, missing[i:i + batch_size]))
-            cache.put(key, ident, answers)
+            got, failed = await _generate(engine, missing[i:i + batch_size])
+            answers.update(got)
+            cache.put(key, ident, answers)  # the answers that came back are kept; the failed ones are not cached
+            if failed:
+                first = next(iter(failed.values()))
+                raise QualityRunFailed(f"{len(failed)} of {len(missing[i:i + batch_size])} answers failed in a batch "
+                                       f"of {deployment.label()}: {first}")
             if on_batch and on_batch(answers):
                 break
     finally:
