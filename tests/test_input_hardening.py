@@ -404,3 +404,17 @@ def test_fuzz_harness_loads_every_shipped_file_unchanged(fuzz_root):
     # The property above only means something if the unmutated files load: each shipped file is "ok".
     for rel in fuzz_inputs.YAML_FILES + fuzz_inputs.JSONL_FILES:
         assert fuzz_inputs.check(fuzz_root, rel, (fuzz_inputs.WORKLOADS / rel).read_bytes()) == "ok", rel
+
+
+@pytest.mark.parametrize("traffic", ["{arrival: poisson, rate: 1, num_requests: 100000000000}",
+                                     "{arrival: poisson, rate: 1000000000, duration_s: 3600}",
+                                     "{arrival: concurrency, concurrency: 2, duration_s: 1.0e12}"])
+def test_a_tiny_file_cannot_plan_a_schedule_that_fills_the_machine(tmp_path, traffic):
+    from infercost.errors import InputError
+    from infercost.spec import load_workload
+
+    path = tmp_path / "w.yaml"
+    path.write_text(f"name: w\nprompts: {{source: inline, items: [a]}}\ntraffic: {traffic}\n")
+    with pytest.raises(InputError) as err:
+        load_workload(path)
+    assert str(err.value).startswith(f"{path}: traffic") and "\n" not in str(err.value)

@@ -132,6 +132,10 @@ class Sampling(Spec):
     seed: int | None = None
 
 
+MAX_PLANNED_REQUESTS = 10_000_000  # a schedule of that many arrival times is 80 MB
+MAX_DURATION_S = 7 * 86_400
+
+
 class Traffic(Spec):
     """How requests arrive. Open loop (`poisson`, `constant`, `gamma`): arrival times are drawn up front and each
     request is sent at its time whether or not earlier ones finished. Closed loop (`concurrency`): a fixed number of
@@ -172,6 +176,13 @@ class Traffic(Spec):
         if self.duration_s is not None and self.rate is not None and math.isinf(self.rate):
             raise ValueError("rate .inf sends every request at once, so there is no duration to fill: expected "
                              "'num_requests' instead of 'duration_s'")
+        # Arrival times are drawn up front: a two-line file must not ask for a schedule that fills the machine.
+        planned = self.num_requests or (self.duration_s * self.rate if self.rate else 0)
+        if planned > MAX_PLANNED_REQUESTS:
+            raise ValueError(f"plans {planned:.3g} requests: at most {MAX_PLANNED_REQUESTS:,} per run "
+                             "(num_requests, or duration_s x rate)")
+        if self.duration_s is not None and self.duration_s > MAX_DURATION_S:
+            raise ValueError(f"duration_s {self.duration_s:g} is more than {MAX_DURATION_S:,} s (7 days) per run")
         return self
 
 
