@@ -39,3 +39,21 @@ def test_the_baseline_is_in_the_space():
 
     spec = load_study_spec(str(DEMO))
     assert params_for(baseline_config(spec.baseline), spec) is not None
+
+
+def test_projected_placements_get_a_probe_budget_that_reaches_a_gpus_capacity(tmp_path: Path):
+    """The demo's probe budget is sized for measuring here (6 probes); a projected L4 doubling from 1 req/s with that
+    budget would stop at 32 and report a floor as its capacity."""
+    import asyncio
+
+    spec = load_study_spec(str(DEMO))
+    workload = load_workload(spec.resolve(spec.workload))
+    evaluator = Evaluator(spec, workload, RunStore(tmp_path), load_catalog())
+    cfg = next(c for c in enumerate_space(spec) if c.hardware == "L4" and c.precision == "bfloat16")
+    deployment = validate(deployment_adapter(), cfg.deployment(spec.fixed), source=cfg.label())
+    projector = evaluator.projector(cfg, deployment)
+    assert spec.capacity.max_probes < evaluator.projected_options().max_probes
+    result = asyncio.run(projector.capacity(workload, evaluator.lengths(cfg.model), evaluator.projected_options()))
+    assert result.status == "found", (result.status, result.reason)
+    capped = asyncio.run(projector.capacity(workload, evaluator.lengths(cfg.model), spec.capacity))
+    assert capped.status == "probe_limit" and result.capacity_rps > capped.capacity_rps

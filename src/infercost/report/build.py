@@ -185,7 +185,7 @@ def build_report(study: optuna.Study, spec: Any, workload: Workload, catalog: Ca
             dep = validate(deployment_adapter(), best.config.deployment(spec.fixed), source="report")
             projector = evaluator.projector(best.config, dep)
             w2 = workload.model_copy(update={"slo": slo})
-            capacity = asyncio.run(projector.capacity(w2, evaluator.lengths(best.config.model), spec.capacity)
+            capacity = asyncio.run(projector.capacity(w2, evaluator.lengths(best.config.model), evaluator.projected_options())
                                    ).capacity_rps
         # the main figures' formula and target utilisation, so a changed SLO is the only difference
         cost = cost_per_1k_requests(c.hourly_price, capacity, c.target_utilisation or 1.0) \

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from infercost.capacity.measured import measure_capacity
-from infercost.capacity.result import CapacityResult
+from infercost.capacity.result import CapacityOptions, CapacityResult
 from infercost.cost.catalog import Catalog
 from infercost.cost.placement import accelerator_offers, matching_offers
 from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, cost_rows, throughput_from_capacity
@@ -30,6 +30,8 @@ from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
 
+
+PROJECTED_MIN_PROBES = 16  # from 1 req/s, doubling reaches 2^15 before bisecting
 
 class TrialOutcome(BaseModel):
     config: TrialConfig
@@ -98,6 +100,12 @@ class Evaluator:
                          if cfg.hardware == "here" else 0.9,
                          max_model_len=getattr(deployment, "max_model_len", None) or 4096)
 
+    def projected_options(self) -> CapacityOptions:
+        """A simulated probe costs milliseconds: a probe budget sized for measuring here would end a GPU's doubling
+        phase early and report a floor as its capacity."""
+        return self.spec.capacity.model_copy(
+            update={"max_probes": max(self.spec.capacity.max_probes, PROJECTED_MIN_PROBES)})
+
     def lengths(self, model: str) -> Lengths:
         if model not in self._lengths:
             self._lengths[model] = workload_lengths(self.workload)
@@ -161,7 +169,7 @@ class Evaluator:
                 result = await measure_capacity(self.workload, deployment, self.store, self.spec.capacity,
                                                 self.progress)
             else:
-                result = await projector.capacity(self.workload, self.lengths(cfg.model), self.spec.capacity)
+                result = await projector.capacity(self.workload, self.lengths(cfg.model), self.projected_options())
         except InputError as exc:
             return TrialOutcome(config=cfg, status="infeasible", reason=str(exc))
         except Exception as exc:  # an engine crash mid-search is this configuration's result, not the study's
