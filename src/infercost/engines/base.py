@@ -57,6 +57,13 @@ class Engine(ABC):
         server) have nothing to plan."""
         return None
 
+    def longest_sequence(self, requests: Sequence[Request]) -> int | None:
+        """The longest prompt (as this engine tokenises it) + max_tokens: what one sequence can take of the cache."""
+        return max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
+
+    def _prompt_ids(self, request: Request) -> list[int]:
+        raise NotImplementedError(f"engine '{self.name}' does not tokenise prompts itself")
+
     @abstractmethod
     async def start(self) -> None: ...
 

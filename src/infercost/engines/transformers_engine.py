@@ -249,7 +249,7 @@ class TransformersEngine(Engine):
         if self._tokenizer is None:
             self._tokenizer = AutoTokenizer.from_pretrained(self._model_dir)
         dtype = checkpoint_dtype(self._model_dir) if d.dtype == "auto" else d.dtype
-        longest = max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
+        longest = self.longest_sequence(requests)
         max_len = model_config(self._model_dir).get("max_position_embeddings") or 2048
         demand = KvDemand(max_num_seqs=d.max_num_seqs, longest_sequence_tokens=longest,
                           max_model_len=min(longest or max_len, max_len), block_size=1, reserved_blocks=0,

@@ -117,7 +117,7 @@ class VllmEngine(Engine):
         free = host_memory() if cpu else gpu_memory()
         if free is None or per_token is None:  # no driver to ask, or a cache layout not modelled: vLLM decides
             return None
-        longest = max((len(self._prompt_ids(r)) + r.max_tokens for r in requests), default=None)
+        longest = self.longest_sequence(requests)
         demand = KvDemand(
             max_num_seqs=d.max_num_seqs, longest_sequence_tokens=longest,
             max_model_len=d.max_model_len or cfg.get("max_position_embeddings") or 2048,

@@ -25,7 +25,7 @@ from infercost.projection.shape import load_shape
 from infercost.projection.steptime import DEFAULT_CPU, DEFAULT_GPU
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.search.space import TrialConfig
-from infercost.search.spec import StudySpec
+from infercost.search.spec import PROJECTED_ENGINES, StudySpec
 from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
@@ -114,7 +114,7 @@ class Evaluator:
     def screen(self, cfg: TrialConfig, projector: Projector) -> str | None:
         """A reason to reject without running, or None."""
         hw = projector.hardware
-        if cfg.hardware != "here" and cfg.engine == "transformers":
+        if cfg.hardware != "here" and cfg.engine not in PROJECTED_ENGINES:  # the space's own rule (hardware_for)
             return "projection models continuous batching; the transformers engine batches statically"
         if cfg.hardware != "here" and cfg.precision == "fp8" and "fp8" not in hw.tflops:
             return f"fp8 needs fp8 tensor cores: {hw.name} has none"
