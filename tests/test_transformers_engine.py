@@ -5,12 +5,12 @@ batch."""
 import asyncio
 import importlib.util
 import time
-import types
 
 import pytest
 
 from infercost.engines.base import Chunk, Usage
 from infercost.errors import EngineUnavailable
+from infercost.spec.deployment import TransformersDeployment
 from infercost.workload.requests import Request
 
 pytest.importorskip("transformers")
@@ -32,11 +32,12 @@ def _unsupported_here(quantization: str) -> str | None:
     return None if verdict == "yes" else verdict
 
 
-def deployment(quantization: str, **kw):
+def deployment(quantization: str, **kw) -> TransformersDeployment:
     base = dict(engine="transformers", model="smollm2-135m-instruct", dtype="bfloat16", quantization=quantization,
-                max_num_seqs=4, enable_prefix_caching=False, prefix_cache_mb=1024, device="auto", name=None)
+                max_num_seqs=4, enable_prefix_caching=False, prefix_cache_mb=1024, device="auto",
+                name=f"transformers-{quantization}")
     base.update(kw)
-    return types.SimpleNamespace(**base, label=lambda: f"transformers-{quantization}")
+    return TransformersDeployment.model_validate(base)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Generic, Literal, Sequence, TypeVar
 
 from infercost.workload.requests import Request
+
+if TYPE_CHECKING:
+    from infercost.spec.deployment import OpenAIDeployment, TransformersDeployment, VllmDeployment
+
+# The deployment class an engine runs: each engine reads only the options its own class validates.
+D = TypeVar("D", bound="VllmDeployment | TransformersDeployment | OpenAIDeployment")
 
 
 @dataclass(slots=True)
@@ -40,12 +46,12 @@ class RequestFailed(Exception):
         self.kind = kind or ("http" if status else None)
 
 
-class Engine(ABC):
+class Engine(ABC, Generic[D]):
     """Lifecycle: `await start()` (timed separately from the run), many concurrent `generate()`, `await stop()`."""
 
     name: ClassVar[str]
 
-    def __init__(self, deployment: Any):
+    def __init__(self, deployment: D):
         self.deployment = deployment
         self.log_path: Path | None = None  # where the engine's own output goes, when it has any
 

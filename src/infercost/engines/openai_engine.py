@@ -19,7 +19,7 @@ from infercost.workload.requests import Request
 TRUNCATED = "stream ended without finish_reason"
 
 
-class OpenAIEngine(Engine):
+class OpenAIEngine(Engine[OpenAIDeployment]):
     name = "openai"
 
     def __init__(self, deployment: OpenAIDeployment):

@@ -46,6 +46,7 @@ from infercost.engines.memory import (
 from infercost.engines.prefix_cache import BLOCK, PrefixKVCache
 from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
+from infercost.spec.deployment import TransformersDeployment
 from infercost.workload.requests import Request
 
 def tensor_bytes(t: Any) -> int:
@@ -98,10 +99,10 @@ def _module_version(name: str) -> str | None:
         return None
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(Engine[TransformersDeployment]):
     name = "transformers"
 
-    def __init__(self, deployment: Any):
+    def __init__(self, deployment: TransformersDeployment):
         super().__init__(deployment)
         self._model = None
         self._tokenizer = None
@@ -126,7 +127,7 @@ class TransformersEngine(Engine):
     def _resolve_device(self) -> str:
         import torch
 
-        device = getattr(self.deployment, "device", "auto") or "auto"
+        device = self.deployment.device or "auto"
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return device
@@ -134,14 +135,14 @@ class TransformersEngine(Engine):
     def _torch_dtype(self):
         import torch
 
-        dtype = getattr(self.deployment, "dtype", "bfloat16")
+        dtype = self.deployment.dtype
         return getattr(torch, dtype) if dtype in _DTYPES else "auto"
 
     def _quantization_config(self, device: str):
         """The transformers quantization config for the deployment's `quantization` (None for "none")."""
         import torch
 
-        q = getattr(self.deployment, "quantization", "none") or "none"
+        q = self.deployment.quantization or "none"
         if q == "none":
             return None
         if q.startswith("bnb-"):
@@ -225,7 +226,7 @@ class TransformersEngine(Engine):
                 eos.update(int(v) for v in value)
         self._eos_ids = eos
         self.weights_bytes = weights_bytes(model)
-        if getattr(self.deployment, "enable_prefix_caching", False):
+        if self.deployment.enable_prefix_caching:
             self._setup_prefix_cache(model)
 
     def _setup_prefix_cache(self, model: Any) -> None:
@@ -234,7 +235,7 @@ class TransformersEngine(Engine):
         if getattr(config, "sliding_window", None) and (not layer_types or layer_types - {"full_attention"}):
             self.prefix_caching_status = "unavailable: the model has sliding-window attention layers"
             return
-        budget_mb = getattr(self.deployment, "prefix_cache_mb", 1024)
+        budget_mb = self.deployment.prefix_cache_mb
         self._prefix_cache = PrefixKVCache(int(budget_mb * 2**20))
         self.prefix_caching_status = f"on ({budget_mb} MiB LRU, {BLOCK}-token blocks)"
 
@@ -333,7 +334,7 @@ class TransformersEngine(Engine):
 
     async def _batcher(self) -> None:
         loop = asyncio.get_running_loop()
-        limit = max(1, int(getattr(self.deployment, "max_num_seqs", 8) or 1))
+        limit = max(1, int(self.deployment.max_num_seqs or 1))
         while True:
             batch = [await self._queue.get()]
             deadline = loop.time() + BATCH_WAIT_S
@@ -540,7 +541,7 @@ class TransformersEngine(Engine):
         bnb = _module_version("bitsandbytes")
         if bnb is not None:
             info["bitsandbytes_version"] = bnb
-        q = getattr(self.deployment, "quantization", "none")
+        q = self.deployment.quantization
         if q and q.startswith("torchao-"):
             info["torchao_version"] = _module_version("torchao")
         if q == "quanto-int8":
@@ -548,11 +549,11 @@ class TransformersEngine(Engine):
         self._rss()
         info.update(
             model_dir=self._model_dir,
-            dtype=getattr(self.deployment, "dtype", None),
+            dtype=self.deployment.dtype,
             quantization=q,
             device=self._device,
-            max_num_seqs=getattr(self.deployment, "max_num_seqs", None),
-            enable_prefix_caching=getattr(self.deployment, "enable_prefix_caching", False),
+            max_num_seqs=self.deployment.max_num_seqs,
+            enable_prefix_caching=self.deployment.enable_prefix_caching,
             prefix_caching=self.prefix_caching_status,
             weights_bytes=self.weights_bytes,
             rss_before_load_bytes=self.rss_before_load_bytes,

@@ -83,7 +83,7 @@ def cpu_thread_defaults() -> dict[str, str]:
     return {"VLLM_CPU_OMP_THREADS_BIND": bind, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
-class VllmEngine(Engine):
+class VllmEngine(Engine[VllmDeployment]):
     name = "vllm"
 
     def __init__(self, deployment: VllmDeployment):
