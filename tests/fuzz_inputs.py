@@ -11,7 +11,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from infercost.cli_search import load_study_spec, load_study_workload
+from infercost.api import study_of
+from infercost.api import study_workload
 from infercost.errors import InputError
 from infercost.spec import load_deployment, load_workload
 from infercost.workload import build_requests
@@ -108,8 +109,8 @@ def _load(root: Path, rel: Path, data: bytes) -> None:
     elif rel.parts[0] == "deployments":
         load_deployment(target).model_dump_json()
     elif rel.parts[0] == "studies":
-        spec = load_study_spec(str(target))
-        build_requests(load_study_workload(spec, str(target)))
+        spec = study_of(str(target))
+        build_requests(study_workload(spec, str(target)))
         spec.model_dump_json()
     else:
         workload = load_workload(target)

@@ -4,7 +4,7 @@ screen or the catalog would reject as meaningless (transformers on a projected G
 from pathlib import Path
 
 from conftest import WORKLOADS
-from infercost.cli_search import load_study_spec
+from infercost.api import study_of
 from infercost.cost.catalog import load_catalog
 from infercost.search.evaluate import Evaluator
 from infercost.search.space import enumerate_space, params_for
@@ -16,7 +16,7 @@ DEMO = WORKLOADS / "studies" / "demo.yaml"
 
 
 def test_the_demo_space_has_no_combination_the_search_rejects(tmp_path: Path):
-    spec = load_study_spec(str(DEMO))
+    spec = study_of(str(DEMO))
     workload = load_workload(spec.resolve(spec.workload))
     evaluator = Evaluator(spec, workload, RunStore(tmp_path), load_catalog())
     configs = enumerate_space(spec)
@@ -37,7 +37,7 @@ def test_the_demo_space_has_no_combination_the_search_rejects(tmp_path: Path):
 def test_the_baseline_is_in_the_space():
     from infercost.search.results import baseline_config
 
-    spec = load_study_spec(str(DEMO))
+    spec = study_of(str(DEMO))
     assert params_for(baseline_config(spec.baseline), spec) is not None
 
 
@@ -46,7 +46,7 @@ def test_projected_placements_get_a_probe_budget_that_reaches_a_gpus_capacity(tm
     budget would stop at 32 and report a floor as its capacity."""
     import asyncio
 
-    spec = load_study_spec(str(DEMO))
+    spec = study_of(str(DEMO))
     workload = load_workload(spec.resolve(spec.workload))
     evaluator = Evaluator(spec, workload, RunStore(tmp_path), load_catalog())
     cfg = next(c for c in enumerate_space(spec) if c.hardware == "L4" and c.precision == "bfloat16")

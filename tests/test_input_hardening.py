@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 
 import fuzz_inputs
 from infercost.cli import main
-from infercost.cli_search import load_study_spec, load_study_workload
+from infercost.api import study_of
+from infercost.api import study_workload
 from infercost.cost.catalog import load_catalog
 from infercost.errors import InputError
 from infercost.spec import files
@@ -288,7 +289,7 @@ def test_misspelt_deployment_and_study_keys(tmp_path):
     assert _error(load_deployment, path) == f"{path}: max_num_seq: unknown field; did you mean 'max_num_seqs'?"
     study = (ROOT / "workloads/studies/demo.yaml").read_text().replace("n_trials:", "n_trails:")
     path = _yaml(tmp_path, study, "s.yaml")
-    assert _error(load_study_spec, str(path)) == f"{path}: n_trails: unknown field; did you mean 'n_trials'?"
+    assert _error(study_of, str(path)) == f"{path}: n_trails: unknown field; did you mean 'n_trials'?"
 
 
 def test_unknown_key_with_no_near_match_lists_the_fields(tmp_path):
@@ -339,8 +340,8 @@ def test_prompts_path_that_is_a_directory(tmp_path):
 def test_study_with_missing_workload_names_the_study_and_field(tmp_path):
     study = (ROOT / "workloads/studies/demo.yaml").read_text()
     path = _yaml(tmp_path, study, "s.yaml")  # its `workload: ../chat-support.yaml` leads nowhere from tmp_path
-    spec = load_study_spec(str(path))
-    message = _error(load_study_workload, spec, str(path))
+    spec = study_of(str(path))
+    message = _error(study_workload, spec, str(path))
     assert message == (f"{path}: workload: workload file not found: {tmp_path / '../chat-support.yaml'} "
                        "(a relative path is read from the study file's folder)")
     proc = subprocess.run([sys.executable, "-m", "infercost", "optimize", str(path), "--results-dir",

@@ -74,11 +74,10 @@ def report(tmp_path_factory):
     assert main(["optimize", str(tmp / "s.yaml"), "--results-dir", str(results), "--quiet", "--json"]) == 0
     assert main(["report", str(tmp / "s.yaml"), "--results-dir", str(results)]) == 0
     out = results / "studies" / "r" / "report"
-    from infercost.cli_search import _open_existing
-    import argparse
+    from infercost.api import study_of
+    from infercost.search.optimize import stored_study
 
-    _, st, _ = _open_existing(argparse.Namespace(study=str(tmp / "s.yaml"), storage=None, study_name=None,
-                                                 results_dir=str(results)))
+    st = stored_study(None, None, study_of(tmp / "s.yaml"), results)
     return out, json.loads((out / "report.json").read_text()), st
 
 
@@ -179,19 +178,19 @@ def test_pareto_chart_plots_configurations_whose_quality_was_not_measured():
 
 
 def _rebuilt(report, change):
-    """build_report again on an in-memory copy of the fixture's completed trials, each outcome passed through
+    """The recommendation again on an in-memory copy of the fixture's completed trials, each outcome passed through
     `change(trial number, outcome)` first: real report code on figures a projection would not produce."""
     import optuna
 
-    from infercost.cli_search import load_study_spec
+    from infercost.api import study_of
     from infercost.cost.catalog import load_catalog
-    from infercost.report.build import build_report
+    from infercost.search.recommend import recommend
     from infercost.search.evaluate import Evaluator, TrialOutcome
     from infercost.store import RunStore
 
     out, _, study = report
     results, tmp = out.parents[2], out.parents[3]
-    spec = load_study_spec(str(tmp / "s.yaml"))
+    spec = study_of(tmp / "s.yaml")
     workload = load_workload(spec.resolve(spec.workload))
     catalog = load_catalog()
     copy = optuna.create_study(study_name="r")
@@ -201,8 +200,8 @@ def _rebuilt(report, change):
             copy.add_trial(optuna.trial.create_trial(
                 value=o.objective, params=t.params, distributions=t.distributions,
                 user_attrs={**t.user_attrs, "outcome": json.loads(o.model_dump_json())}))
-    return build_report(copy, spec, workload, catalog, Evaluator(spec, workload, RunStore(results / "studies" / "r"),
-                                                                 catalog))
+    return recommend(copy, spec, workload, catalog, Evaluator(spec, workload, RunStore(results / "studies" / "r"),
+                                                              catalog)).to_json()
 
 
 def test_sensitivity_costs_use_the_formula_and_target_utilisation_of_the_main_figures(report):

@@ -48,9 +48,9 @@ def write_spec(tmp_path, **changes) -> Path:
 
 
 def spec_and_evaluator(tmp_path, **changes):
-    from infercost.cli_search import load_study_spec
+    from infercost.api import study_of
 
-    spec = load_study_spec(str(write_spec(tmp_path, **changes)))
+    spec = study_of(str(write_spec(tmp_path, **changes)))
     workload = load_workload(spec.resolve(spec.workload))
     return spec, Evaluator(spec, workload, RunStore(tmp_path / "runs"), load_catalog())
 

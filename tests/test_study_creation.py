@@ -26,9 +26,9 @@ ROUNDS = 4
 # creation, not start-up, is what the workers do at the same moment.
 WORKER = """
 import sys, time
-from infercost.cli_search import load_study_spec
+from infercost.api import study_of
 from infercost.search.study import open_study
-spec = load_study_spec(sys.argv[1])
+spec = study_of(sys.argv[1])
 print("ready", flush=True)
 start = float(sys.stdin.readline())
 time.sleep(max(0.0, start - time.time()))

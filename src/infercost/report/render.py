@@ -1,5 +1,6 @@
-"""Write report.md, a self-contained report.html (inline SVG charts, no scripts, nothing fetched), report.json and the
-FOCUS CSV. HTML is autoescaped, so a prompt or answer holding `<script>` shows as text."""
+"""Render a Recommendation as report.md, a self-contained report.html (inline SVG charts, no scripts, nothing
+fetched), report.json and the FOCUS CSV. Nothing is computed here: every figure is the Recommendation's. HTML is
+autoescaped, so a prompt or answer holding `<script>` shows as text."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from infercost.cost.focus import write_focus
 from infercost.report import charts
+from infercost.search.recommendation import Recommendation
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -31,12 +33,13 @@ def _md(v: Any) -> str:
     return str(v or "").replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+def write_report(recommendation: Recommendation, out_dir: str | Path) -> dict[str, Path]:
+    """The four files, by kind: json, md, html, focus."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    focus_rows = report.pop("focus_rows", [])
+    report = recommendation.to_json()
     focus = out / "focus.csv"
-    write_focus(focus_rows, focus)
+    write_focus(recommendation.focus_rows, focus)
     svg = {
         "pareto": charts.pareto(report["all_trials"], report["pareto"]),
         "capacity": charts.capacity_bars(report["all_trials"]),

@@ -14,18 +14,16 @@ from pydantic import BaseModel, Field
 from infercost.capacity.measured import measure_capacity
 from infercost.capacity.result import CapacityOptions, CapacityResult
 from infercost.cost.catalog import Catalog
-from infercost.cost.placement import accelerator_offers, matching_offers
+from infercost.cost.offers import offers_for, projected_throughput
 from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, cost_rows, throughput_from_capacity
 from infercost.errors import InputError
 from infercost.projection.analytic import estimate
-from infercost.projection.calibrate import load_calibration
-from infercost.projection.hardware import HOST, Hardware, get_hardware
 from infercost.projection.project import Lengths, Projector, workload_lengths
-from infercost.projection.shape import load_shape
-from infercost.projection.steptime import DEFAULT_CPU, DEFAULT_GPU
+from infercost.projection.setup import calibration_from, projector_for
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.search.space import TrialConfig
 from infercost.search.spec import PROJECTED_ENGINES, StudySpec
+from infercost.spec.deployment import Deployment
 from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
@@ -54,12 +52,21 @@ class TrialOutcome(BaseModel):
     evidence: str | None = None
     expected_error: float | None = None
 
+    def throughput(self, workload: Workload) -> Throughput:
+        """What one replica of this configuration sustains, as priced for the study (to price it elsewhere)."""
+        c = self.cost
+        return Throughput(kind=self.kind or "projected", capacity_rps=self.capacity_rps,
+                          mean_input_tokens=c.mean_input_tokens, mean_output_tokens=c.mean_output_tokens,
+                          workload=workload.name, deployment=self.config.label(), basis=c.capacity_basis or "",
+                          tags=workload.tags.as_dict())
+
 
 class QualityNotCached(Exception):
     pass
 
 
-def _no_engine(_deployment: Any):
+def no_engine(_deployment: Deployment):
+    """An engine factory for reading answers from the cache only: a miss is QualityNotCached, not a start."""
     raise QualityNotCached
 
 
@@ -70,35 +77,18 @@ class Evaluator:
         self.quality_dir = Path(store.root) / "quality-cache"
         self._lengths: dict[str, Lengths] = {}
         self._capacities: dict[str, CapacityResult] = {}
-        self.calibration = load_calibration(spec.resolve(spec.calibration)) if spec.calibration else None
+        self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
 
     # ------------------------------------------------------------------ screening
 
-    def _hardware(self, cfg: TrialConfig) -> Hardware:
-        if cfg.hardware == "here":
-            if self.calibration is not None:
-                return Hardware.model_validate(self.calibration[1]["hardware"])
-            return get_hardware(HOST)
-        return get_hardware(cfg.hardware)
+    def deployment(self, cfg: TrialConfig) -> Deployment:
+        """The trial's deployment, validated like a deployment file."""
+        return validate(deployment_adapter(), cfg.deployment(self.spec.fixed), source=f"trial {cfg.label()}")
 
-    def _efficiency(self, cfg: TrialConfig):
-        if cfg.hardware == "here":
-            return self.calibration[0] if self.calibration else DEFAULT_CPU
-        return DEFAULT_GPU
-
-    def projector(self, cfg: TrialConfig, deployment: Any) -> Projector:
-        hw = self._hardware(cfg)
-        dtype = getattr(deployment, "dtype", "bfloat16")
-        dtype = "bfloat16" if dtype == "auto" else dtype
-        quant = cfg.precision if cfg.precision not in ("float32", "bfloat16", "float16", "none") else None
-        return Projector(load_shape(cfg.model), hw, self._efficiency(cfg), dtype=dtype, quantization=quant,
-                         kv_cache_dtype=cfg.kv_cache_dtype, devices=cfg.devices, max_num_seqs=cfg.max_num_seqs,
-                         max_num_batched_tokens=cfg.max_num_batched_tokens,
-                         enable_prefix_caching=cfg.enable_prefix_caching,
-                         # the deployment's memory share is for this machine; projected GPUs use vLLM's default
-                         memory_utilization=(getattr(deployment, "gpu_memory_utilization", None) or 0.9)
-                         if cfg.hardware == "here" else 0.9,
-                         max_model_len=getattr(deployment, "max_model_len", None) or 4096)
+    def projector(self, cfg: TrialConfig, deployment: Deployment) -> Projector:
+        # the fixed fields (a memory share among them) are for this machine; projected GPUs keep vLLM's default
+        return projector_for(deployment, cfg.hardware, calibration=self.calibration, devices=cfg.devices,
+                             memory_share_applies=cfg.hardware == "here")
 
     def projected_options(self) -> CapacityOptions:
         """A simulated probe costs milliseconds: a probe budget sized for measuring here would end a GPU's doubling
@@ -149,7 +139,7 @@ class Evaluator:
 
     async def evaluate(self, cfg: TrialConfig) -> TrialOutcome:
         try:
-            deployment = validate(deployment_adapter(), cfg.deployment(self.spec.fixed), source=f"trial {cfg.label()}")
+            deployment = self.deployment(cfg)
         except InputError as exc:
             return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
         try:
@@ -177,7 +167,7 @@ class Evaluator:
         self._capacities[capacity_key] = result
         return await self._priced(cfg, deployment, projector, result, measure)
 
-    async def _priced(self, cfg: TrialConfig, deployment: Any, projector: Projector, result: CapacityResult,
+    async def _priced(self, cfg: TrialConfig, deployment: Deployment, projector: Projector, result: CapacityResult,
                       measured: bool) -> TrialOutcome:
         kind = "measured" if measured else "projected"
         base = dict(config=cfg, kind=kind, evidence=result.provenance.get("capacity_dir"),
@@ -187,25 +177,18 @@ class Evaluator:
                                 reason=result.reason or f"no load meets the SLO ({result.status})")
         best = result.best_probe()
         ttft = best.slo_observed.get("ttft_ms.p95") if best else None
+        p = self.spec.space.placements
         if measured:
             tp = throughput_from_capacity(result)
-            offers, _ = matching_offers(self.catalog, tp.hardware, tp.engine, None, 1)
+            offers = offers_for(self.catalog, "here", measured_on=tp.hardware, engine=tp.engine,
+                                providers=p.providers, regions=p.regions)
         else:
             lengths = self.lengths(cfg.model)
-            tp = Throughput(kind="projected", capacity_rps=result.capacity_rps,
-                            mean_input_tokens=sum(lengths.prompt) / len(lengths.prompt),
-                            mean_output_tokens=sum(lengths.output) / len(lengths.output), workload=self.workload.name,
-                            deployment=cfg.label(), basis=f"projected ({projector.efficiency.source})",
-                            tags=self.workload.tags.as_dict())
-            if cfg.hardware == "here":
-                from infercost.provenance import hardware
-
-                offers, _ = matching_offers(self.catalog, hardware(), {"device": "cpu"}, None, 1)
-            else:
-                offers = accelerator_offers(self.catalog, cfg.hardware, cfg.devices)
-        p = self.spec.space.placements
-        offers = [o for o in offers if (p.providers is None or o.provider in p.providers)
-                  and (p.regions is None or o.region in p.regions)]
+            eff = projector.efficiency
+            tp = projected_throughput(result.capacity_rps, sum(lengths.prompt) / len(lengths.prompt),
+                                      sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
+                                      eff.source, eff.expected_error)
+            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
         rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
         if not rows:
             return TrialOutcome(**base, status="infeasible", capacity_rps=result.capacity_rps,
@@ -219,13 +202,13 @@ class Evaluator:
         self._constraints(outcome)
         return outcome
 
-    async def _quality(self, outcome: TrialOutcome, deployment: Any, measured: bool) -> None:
+    async def _quality(self, outcome: TrialOutcome, deployment: Deployment, measured: bool) -> None:
         if not self.spec.constraints.quality or self.workload.quality is None or self.workload.quality.target is None:
             return
         # Answers depend on the model, precision and engine, not on where they run: a study that measures here
         # generates them here (and caches them) for projected placements too; a projection-only study uses only
         # cached answers of the same model and precision.
-        factory = None if measured or self.spec.mode in ("measure", "hybrid") else _no_engine
+        factory = None if measured or self.spec.mode in ("measure", "hybrid") else no_engine
         try:
             kwargs = {} if factory is None else {"engine_factory": factory}
             q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir, **kwargs)

@@ -3,16 +3,20 @@ the baseline, and the rejected configurations with their reasons."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import pandas as pd
+from pydantic import ConfigDict, Field
 
 from infercost.errors import InputError
 from infercost.search.evaluate import TrialOutcome
+from infercost.search.recommendation import Lost, Record
 from infercost.search.space import TrialConfig
+from infercost.search.spec import StudySpec
 from infercost.search.study import best, outcomes
 from infercost.spec.deployment import TransformersDeployment, VllmDeployment
+from infercost.spec.workload import Workload
 
 _DEPLOYMENTS = {"vllm": VllmDeployment, "transformers": TransformersDeployment}
 
@@ -73,3 +77,49 @@ def summary(study: optuna.Study) -> dict[str, Any]:
             entry["savings"] = 1 - o.objective / base_o.objective
         out["best"].append(entry)
     return out
+
+
+class BestTrial(Record):
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"savings"})
+
+    trial: int
+    config: str
+    outcome: TrialOutcome
+    savings: float | None = None  # against the baseline's cost, as a share
+
+
+class StudyResult(Record):
+    """What `optimize` found, typed. `best` is the cheapest feasible trial (or the feasible Pareto set of a
+    multi-objective study), empty when nothing met the targets; `rejected` says why each other trial failed."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"report"})
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    study: str
+    trials: int
+    feasible: int
+    rejected: list[Lost]
+    best: list[BestTrial]
+    baseline: dict[str, Any] | None = None  # the baseline's TrialOutcome as stored with the study
+    storage: str
+    elapsed_s: float | None = None
+    report: dict[str, str] | None = None  # paths of the written report, by kind
+    optuna_study: optuna.Study = Field(exclude=True)
+    spec: StudySpec | None = Field(default=None, exclude=True)
+    workload: Workload | None = Field(default=None, exclude=True)
+    results_dir: str | None = Field(default=None, exclude=True)
+
+    @property
+    def winner(self) -> TrialOutcome | None:
+        return self.best[0].outcome if self.best else None
+
+    def trials_frame(self) -> pd.DataFrame:
+        return trials_frame(self.optuna_study)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def of(cls, study: optuna.Study, storage: str, elapsed_s: float | None = None, **context: Any) -> "StudyResult":
+        """`context`: the spec, workload and results_dir it ran with, so it can be recommended on from Python."""
+        return cls(**summary(study), storage=storage, elapsed_s=elapsed_s, optuna_study=study, **context)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from infercost.cli.common import parent
 from infercost.errors import InputError
 
 
@@ -55,12 +56,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from infercost.cost.catalog import PRICING_MODELS
-    from infercost.cost.finops import budget_status, showback, value_figures
+    from infercost.cost.finops import showback
     from infercost.cost.focus import write_focus
-    from infercost.cost.inputs import load_priced_input
     from infercost.cost.onprem import OnPremServer
-    from infercost.cost.placement import matching_offers
-    from infercost.cost.pricing import FleetPolicy, api_cost_row, cost_rows
+    from infercost.cost.price_results import price_result
+    from infercost.cost.pricing import FleetPolicy
     from infercost.report.cost_console import print_cost
     from infercost.spec.loader import read_yaml, validate
 
@@ -74,53 +74,18 @@ def cmd_cost(args: argparse.Namespace) -> int:
         "target_utilisation": args.utilisation, "min_replicas": args.min_replicas, "scale_step": args.scale_step,
         "autoscale": False if args.no_autoscale else None}.items() if v is not None}, source="command line")
     onprem = [validate(OnPremServer, read_yaml(f), source=f).offer() for f in args.onprem or ()]
+    filters = {k: getattr(args, k) for k in ("provider", "region", "accelerator", "sku") if getattr(args, k)}
     all_rows, outputs = [], []
     for path in args.results:
-        item = load_priced_input(path)
-        filters = {k: getattr(args, k) for k in ("provider", "region", "accelerator", "sku") if getattr(args, k)}
-        if filters:
-            offers, selection = catalog.find(**filters), "offers chosen by the filters given: " + ", ".join(
-                f"{k} {v}" for k, v in filters.items())
-        else:
-            offers, selection = matching_offers(catalog, item.throughput.hardware, item.throughput.engine,
-                                                item.peak_rss_bytes, item.gpus_used)
-        offers = [*offers, *onprem]
-        if not offers:
-            raise InputError(f"no catalog offer to price this result on ({selection})", source=str(path))
-        rows = cost_rows(item.throughput, offers, item.workload.demand, policy, pricing)
-        rows.sort(key=lambda r: r.cost_per_1k_requests)
-        rows = rows[: args.top] if args.top else rows
-        api_rows = []
-        for spec in args.api or ():
-            provider, _, model = spec.partition("/")
-            price = catalog.token_price(provider, model)
-            if price is None:
-                raise InputError(f"no token price for {spec!r} (see `infercost catalog list`)", field="--api")
-            if item.throughput.mean_input_tokens is None or item.throughput.mean_output_tokens is None:
-                raise InputError("the result has no token counts to price an API with", source=str(path))
-            api_rows.append(api_cost_row(price, item.workload.name, item.throughput.tags,
-                                         item.throughput.mean_input_tokens, item.throughput.mean_output_tokens,
-                                         item.workload.demand, args.cached_share,
-                                         token_source=f"measured in {item.throughput.evidence}"))
-        shown = rows + sorted(api_rows, key=lambda r: r.cost_per_1k_requests)
-        budget = {}
-        if item.workload.budget is not None:
-            budget = {i: budget_status(r.monthly_cost, item.workload.budget) for i, r in enumerate(shown)
-                      if r.monthly_cost is not None}
-        value = []
-        if item.workload.value is not None:
-            for r in [rows[0]] if rows else []:
-                value.append((r, value_figures(r, item.workload.value)))
-            for r in api_rows[:1]:
-                value.append((r, value_figures(r, item.workload.value)))
-        all_rows += shown
-        outputs.append({"input": str(path), "selection": selection, "rows": [r.model_dump(mode="json") for r in shown],
-                        "budget": {str(i): b.model_dump() for i, b in budget.items()},
-                        "value": [dict(sku=r.sku, pricing=r.pricing, **v.model_dump()) for r, v in value]})
+        priced = price_result(path, catalog, filters=filters, policy=policy, pricing=pricing, extra_offers=onprem,
+                              apis=args.api or (), cached_share=args.cached_share, top=args.top)
+        all_rows += priced.rows
+        outputs.append(priced.to_json())
         if not args.json:
-            t = item.throughput
-            print_cost(console, shown, f"cost of {t.workload} on {t.deployment} ({t.kind}: {t.capacity_rps:.3g} "
-                                       f"req/s per replica)", selection, t.basis, budget, value)
+            t = priced.throughput
+            print_cost(console, priced.rows, f"cost of {t.workload} on {t.deployment} ({t.kind}: "
+                                             f"{t.capacity_rps:.3g} req/s per replica)", priced.selection, t.basis,
+                       priced.budget, priced.value)
     if args.showback:
         frame = showback(all_rows, args.showback.split(","), pricing=pricing[0])
         outputs.append({"showback": json.loads(frame.to_json(orient="records"))})
@@ -138,20 +103,19 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    cat = sub.add_parser("catalog", help="the price catalog: list, validate or show offers and token prices")
+    cat = sub.add_parser("catalog", parents=[parent("catalog", "json")],
+                         help="the price catalog: list, validate or show offers and token prices")
     cat.add_argument("action", choices=["list", "validate", "show"])
     cat.add_argument("files", nargs="*", help="validate: CSV files to check (default: the shipped catalog)")
-    cat.add_argument("--catalog", "-c", action="append", help="extra CSV with offers or token prices (repeatable)")
     for flag in ("provider", "region", "accelerator", "sku"):
         cat.add_argument(f"--{flag}")
     cat.add_argument("--min-vcpus", type=float)
     cat.add_argument("--min-ram-gb", type=float)
-    cat.add_argument("--json", action="store_true")
     cat.set_defaults(func=cmd_catalog)
 
-    cost = sub.add_parser("cost", help="cost per 1k requests, per 1M tokens and per month from capacity results")
+    cost = sub.add_parser("cost", parents=[parent("catalog", "json")],
+                          help="cost per 1k requests, per 1M tokens and per month from capacity results")
     cost.add_argument("results", nargs="+", help="capacity result (or run) directories")
-    cost.add_argument("--catalog", "-c", action="append", help="extra CSV with offers or token prices")
     for flag in ("provider", "region", "accelerator", "sku"):
         cost.add_argument(f"--{flag}", help=f"price on offers with this {flag} (default: the hardware measured on)")
     cost.add_argument("--pricing", help="comma-separated: on_demand,spot,reserved_1y,reserved_3y (default: all)")
@@ -166,5 +130,4 @@ def add_parsers(sub) -> None:
     cost.add_argument("--top", type=int, default=12, help="cheapest N rows per result (0: all)")
     cost.add_argument("--showback", metavar="TAG[,TAG]", help="group monthly cost by these tags")
     cost.add_argument("--focus", type=Path, metavar="CSV", help="write projected monthly costs as FOCUS 1.2 CSV")
-    cost.add_argument("--json", action="store_true")
     cost.set_defaults(func=cmd_cost)

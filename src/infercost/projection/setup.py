@@ -1,0 +1,74 @@
+"""A Projector for a deployment on some hardware: one rule for `infercost project`, a study's trials and its
+report. A calibration carries the hardware probe its efficiencies are shares of, so it applies to the hardware it
+was made on and nowhere else; everywhere else the documented defaults (and their wider error) apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from infercost.projection.calibrate import load_calibration
+from infercost.projection.hardware import HOST, Hardware, get_hardware
+from infercost.projection.project import Projector
+from infercost.projection.shape import ModelShape, load_shape
+from infercost.projection.steptime import DEFAULT_CPU, DEFAULT_GPU, Efficiency
+from infercost.spec.deployment import Deployment
+
+Calibration = tuple[Efficiency, dict]
+HERE = ("here", HOST)
+DEFAULT_MEMORY_SHARE = 0.9  # vLLM's default gpu_memory_utilization
+
+
+def calibration_from(path: str | Path) -> Calibration:
+    """A calibration file, its efficiencies naming the file they came from."""
+    eff, data = load_calibration(path)
+    return eff.model_copy(update={"source": f"{eff.source} ({path})"}), data
+
+
+def hardware_for(name: str, calibration: Calibration | None = None) -> Hardware:
+    """This machine is the probe recorded with the calibration (efficiencies are relative to it), else probed."""
+    if name in HERE:
+        return Hardware.model_validate(calibration[1]["hardware"]) if calibration else get_hardware(HOST)
+    return get_hardware(name)
+
+
+def efficiency_for(hardware: Hardware, calibration: Calibration | None = None) -> Efficiency:
+    if calibration is not None and calibration[1].get("hardware", {}).get("name") == hardware.name:
+        return calibration[0]
+    return DEFAULT_CPU if hardware.name == HOST else DEFAULT_GPU
+
+
+def projector_for(deployment: Deployment, hardware: str, *, calibration: Calibration | None = None,
+                  shape: ModelShape | None = None, devices: int | None = None, dtype: str | None = None,
+                  memory_share_applies: bool = True) -> Projector:
+    """`memory_share_applies`: whether the deployment's gpu_memory_utilization was written for `hardware` (a
+    study's fixed fields are for this machine, so its projected GPUs keep vLLM's default)."""
+    hw = hardware_for(hardware, calibration)
+    get = lambda k, default=None: getattr(deployment, k, default)  # noqa: E731  engines differ in their fields
+    chosen_dtype = dtype or (get("dtype") if get("dtype") not in (None, "auto") else None) or "bfloat16"
+    share = (get("gpu_memory_utilization") if memory_share_applies else None) or DEFAULT_MEMORY_SHARE
+    return Projector(shape or load_shape(deployment.model), hw, efficiency_for(hw, calibration), dtype=chosen_dtype,
+                     quantization=get("quantization") if get("quantization") not in (None, "none") else None,
+                     kv_cache_dtype=get("kv_cache_dtype", "auto") or "auto",
+                     devices=devices or get("tensor_parallel_size", 1) or 1, max_num_seqs=get("max_num_seqs", 256),
+                     max_num_batched_tokens=get("max_num_batched_tokens"),
+                     enable_prefix_caching=get("enable_prefix_caching", True),
+                     memory_utilization=share, max_model_len=get("max_model_len") or 4096)
+
+
+def token_counter(model: str) -> Callable[[str], int] | None:
+    """The bundled model's tokenizer, so prompt files are counted in real tokens; None elsewhere (the caller then
+    estimates, and says so)."""
+    try:
+        from infercost.models.bundled import BUNDLED
+
+        if model not in BUNDLED:
+            return None
+        from transformers import AutoTokenizer
+
+        from infercost.models import resolve_model
+
+        tok = AutoTokenizer.from_pretrained(str(resolve_model(model)))
+        return lambda text: len(tok(text)["input_ids"])
+    except Exception:
+        return None

@@ -1,0 +1,79 @@
+"""Running a study end to end: check everything that can be checked before a trial, evaluate the baseline once,
+run (or resume) the Optuna study, and say what it found. The CLI and the Python API both call this."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import optuna
+
+from infercost.cost.catalog import Catalog, load_catalog
+from infercost.errors import InputError
+from infercost.search.checks import check_study
+from infercost.search.evaluate import Evaluator, TrialOutcome
+from infercost.search.results import StudyResult, baseline_config
+from infercost.search.spec import StudySpec
+from infercost.search.study import default_storage, finished_trials, open_study, run_study, storage_for
+from infercost.spec.workload import Workload
+from infercost.store import RunStore
+from infercost.workload import build_requests
+
+OnTrial = Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None]
+
+
+def study_store(results_dir: str | Path, study_name: str) -> RunStore:
+    """Where a study's measurements (capacity probes, quality answers) are kept."""
+    return RunStore(Path(results_dir) / "studies" / study_name)
+
+
+def evaluator_for(spec: StudySpec, workload: Workload, results_dir: str | Path, study_name: str | None = None,
+                  catalog: Catalog | None = None) -> Evaluator:
+    return Evaluator(spec, workload, study_store(results_dir, study_name or spec.name),
+                     catalog if catalog is not None else load_catalog(()))
+
+
+def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None, study_name: str | None = None,
+             results_dir: str | Path = "results", catalog: Catalog | None = None,
+             on_start: Callable[[int, int, str], None] | None = None, on_trial: OnTrial | None = None,
+             sources: tuple[str, str] | None = None) -> StudyResult:
+    """Runs until the study holds `spec.n_trials` finished trials (those stored count: a rerun resumes).
+    `on_start(done, wanted, storage)` is called once before the first trial; `on_trial(trial, outcome, reused)` after each.
+    `sources` names the study and workload files in error messages."""
+    study_source, workload_source = sources or (spec.name, workload.name)
+    build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
+    check_study(spec, workload, study_source, workload_source)  # what `run` checks, before any trial
+    storage = storage or default_storage(results_dir, spec)
+    evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
+    study = open_study(spec, storage, study_name)
+    if on_start is not None:
+        on_start(len(finished_trials(study)), spec.n_trials, storage)
+    if spec.baseline is not None and "baseline" not in study.user_attrs:
+        outcome = asyncio.run(evaluator.evaluate(baseline_config(spec.baseline)))
+        study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
+    started = time.perf_counter()
+    study = run_study(spec, evaluator, storage, study_name, on_trial)
+    return StudyResult.of(study, storage, time.perf_counter() - started, spec=spec, workload=workload,
+                          results_dir=str(results_dir))
+
+
+def stored_study(storage: str | None, study_name: str | None, spec: StudySpec | None = None,
+                 results_dir: str | Path = "results") -> optuna.Study:
+    """A study already in `storage` (default: the spec's SQLite file). Without a name, the storage's only study."""
+    if storage is None:
+        if spec is None:
+            raise InputError("give the study YAML or --storage", field="study")
+        storage = default_storage(results_dir, spec)
+    name = study_name or (spec.name if spec is not None else None)
+    if name is None:
+        names = optuna.get_all_study_names(storage_for(storage))
+        if len(names) != 1:
+            raise InputError(f"give --study-name: the storage holds {names}", field="--study-name")
+        name = names[0]
+    try:
+        return optuna.load_study(study_name=name, storage=storage_for(storage))
+    except KeyError:
+        raise InputError(f"no study named {name!r} in {storage}", field="--study-name") from None

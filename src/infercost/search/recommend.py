@@ -1,0 +1,162 @@
+"""A study's recommendation: the cheapest feasible configuration, the runners-up and why each lost, the Pareto front,
+placements, build versus buy, sensitivity and FinOps figures, with the evidence behind them. Reads the stored
+trials and the files they point at; starts no engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import optuna
+
+from infercost.cost.catalog import Catalog
+from infercost.cost.finops import budget_status, showback, value_figures
+from infercost.cost.pricing import api_cost_row
+from infercost.metrics.units import METRICS
+from infercost.quality.evaluate import evaluate as evaluate_quality
+from infercost.redact import redact_text, redacted_command
+from infercost.search.evaluate import Evaluator, QualityNotCached, TrialOutcome, no_engine
+from infercost.search.recommendation import (Alternative, BaselineFacts, Evidence, FinOps, Lost, ParetoPoint,
+                                             QualityExample, Recommendation, Sensitivity, SloMargin, TrialCounts,
+                                             TrialRow, Winner, WorkloadFacts)
+from infercost.search.results import summary as study_summary
+from infercost.search.sensitivity import SPOT_NOTE, demand_cases, placements, slo_cases
+from infercost.search.spec import StudySpec
+from infercost.search.study import outcomes, pareto_front
+from infercost.spec.workload import Workload
+
+ALTERNATIVES = 5
+
+
+def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog: Catalog,
+              evaluator: Evaluator | None = None, command: str | None = None) -> Recommendation:
+    """`evaluator` (the study's) lets a projected winner be re-simulated under other SLOs and the winner's answers
+    be read from the quality cache; without it those parts are left out."""
+    found = study_summary(study)
+    rows = outcomes(study)
+    feasible = sorted([(t, o) for t, o in rows if o.status == "feasible"], key=lambda x: x[1].objective)
+    rec = Recommendation(
+        title=f"Recommendation: {workload.name}", study=study.study_name, mode=spec.mode,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        workload=WorkloadFacts(name=workload.name, description=workload.description, tags=workload.tags.as_dict(),
+                               slo=workload.slo.targets(), max_error_rate=workload.slo.max_error_rate,
+                               demand=workload.demand.model_dump(),
+                               quality_target=workload.quality.target.model_dump(mode="json")
+                               if workload.quality and workload.quality.target else None),
+        trials=TrialCounts(total=found["trials"], feasible=found["feasible"]),
+        rejected=[Lost(**r) for r in found["rejected"]],
+        all_trials=[TrialRow(trial=t.number, config=o.config.label(), status=o.status, kind=o.kind,
+                             capacity_rps=o.capacity_rps, cost_per_1k=o.objective if o.status == "feasible" else None,
+                             ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score, reason=o.reason,
+                             slo_observed=o.slo_observed) for t, o in rows])
+    if not feasible:
+        return rec
+    t0, best = feasible[0]
+    c = best.cost
+    rec.winner = _winner(t0.number, best, rows, workload, found)
+    rec.alternatives = [Alternative(trial=t.number, label=o.config.label(), kind=o.kind,
+                                    cost_per_1k_requests=o.objective, ttft_p95_ms=o.ttft_p95_ms,
+                                    quality=o.quality_score,
+                                    why_not=f"{o.objective / best.objective - 1:.0%} more per 1k requests than the "
+                                            "recommendation")
+                        for t, o in feasible[1:1 + ALTERNATIVES]]
+    rec.pareto = [ParetoPoint(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
+                              ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score) for t, o in pareto_front(feasible)]
+    rec.placements = placements(best, workload, catalog)[:24]
+    if c.mean_input_tokens is not None and c.mean_output_tokens is not None:
+        rec.build_vs_buy = sorted(
+            [api_cost_row(p, workload.name, workload.tags.as_dict(), c.mean_input_tokens, c.mean_output_tokens,
+                          workload.demand, token_source="the recommendation's token counts")
+             for p in catalog.token_prices], key=lambda r: r.cost_per_1k_requests)
+    rec.sensitivity = Sensitivity(demand=demand_cases(best, workload, catalog),
+                                  slo=slo_cases(best, workload, evaluator), spot_note=SPOT_NOTE)
+    rec.finops = _finops(best, workload)
+    rec.quality_examples = _quality_examples(best, workload, evaluator)
+    rec.focus_rows = [c]
+    rec.evidence = _evidence(best, command)
+    return rec
+
+
+def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dict) -> Winner:
+    c = best.cost
+    base = found.get("baseline")
+    margins = {}
+    for metric, bounds in workload.slo.targets().items():
+        for stat, bound in bounds.items():
+            observed = best.slo_observed.get(f"{metric}.{stat}")
+            if observed is not None:
+                margins[f"{metric} {stat}"] = SloMargin(bound=bound, observed=observed, margin=1 - observed / bound)
+    tightest = min(margins.items(), key=lambda kv: kv[1].margin)[0] if margins else None
+    excluded: dict[str, int] = {}  # constraints that ruled out configurations cheaper than the winner
+    for _, o in rows:
+        if o.status != "feasible" and o.objective is not None and o.objective < best.objective:
+            for k, v in o.constraints.items():
+                if v > 0:
+                    excluded[k] = excluded.get(k, 0) + 1
+    binding = (f"{tightest} sets the capacity (smallest SLO margin)" if tightest else "the SLO sets the capacity")
+    if excluded:
+        binding += "; cheaper configurations were excluded by " + ", ".join(
+            f"{k} ({n})" for k, n in sorted(excluded.items(), key=lambda kv: -kv[1]))
+    return Winner(
+        trial=trial, config=best.config.model_dump(), label=best.config.label(), kind=best.kind,
+        provider=c.provider, region=c.region, sku=c.sku, pricing=c.pricing,
+        cost_per_1k_requests=c.cost_per_1k_requests, cost_per_1m_output_tokens=c.cost_per_1m_output_tokens,
+        cost_per_1m_total_tokens=c.cost_per_1m_total_tokens, monthly_cost=c.monthly_cost,
+        monthly_cost_basis=c.monthly_cost_basis, replicas_at_peak=c.replicas_at_peak, capacity_rps=best.capacity_rps,
+        savings_vs_baseline=found["best"][0].get("savings") if found["best"] else None,
+        baseline=BaselineFacts(label=TrialOutcome.model_validate(base).config.label(),
+                               cost_per_1k_requests=base["objective"], status=base["status"],
+                               reason=base["reason"]) if base else None,
+        slo_margins=margins, quality_score=best.quality_score, quality_ci95=best.quality_ci95,
+        quality_met=best.quality_met, quality_source=best.quality_source, binding=binding,
+        expected_error=best.expected_error, price_source=c.price_source, price_as_of=c.price_as_of)
+
+
+def _finops(best: TrialOutcome, workload: Workload) -> FinOps:
+    c = best.cost
+    tags = workload.tags.as_dict()
+    fin = FinOps(tags=tags, showback=json.loads(showback([c], list(tags) or ["team"], c.pricing)
+                                                .to_json(orient="records")))
+    if workload.budget is not None and c.monthly_cost is not None:
+        fin.budget = {**budget_status(c.monthly_cost, workload.budget).model_dump(),
+                      "thresholds": {"warn_at": workload.budget.warn_at, "breach_at": workload.budget.breach_at}}
+    if workload.value is not None:
+        fin.value = {**value_figures(c, workload.value).model_dump(), "per_request": workload.value.per_request,
+                     "basis": workload.value.basis}
+    return fin
+
+
+def _quality_examples(best: TrialOutcome, workload: Workload, evaluator: Evaluator | None) -> list[QualityExample]:
+    """The winner's lowest-scoring answers, from the answer cache (no engine is started for a recommendation)."""
+    if evaluator is None or workload.quality is None:
+        return []
+    try:
+        result = asyncio.run(evaluate_quality(workload, evaluator.deployment(best.config),
+                                              cache_dir=evaluator.quality_dir, engine_factory=no_engine))
+    except (QualityNotCached, Exception):
+        return []
+    worst = sorted(result.scores, key=lambda s: s.score)[:3]
+    return [QualityExample(id=s.id, prompt=s.prompt, answer=s.answer, reference=s.reference, score=s.score)
+            for s in worst]
+
+
+def _evidence(best: TrialOutcome, command: str | None) -> Evidence:
+    ev = Evidence(kind=best.kind, metric_definitions={m.name: f"{m.description} ({m.unit})" for m in METRICS.values()},
+                  reproduce=redact_text(command) if command else redacted_command(sys.argv), probes=best.probes,
+                  requests_per_probe=best.requests_per_probe, quality_source=best.quality_source,
+                  quality_ci95=best.quality_ci95, expected_error=best.expected_error,
+                  price={"source": best.cost.price_source, "as_of": best.cost.price_as_of})
+    path = Path(best.evidence) / "manifest.json" if best.evidence else None
+    if path is not None and path.is_file():
+        manifest = json.loads(path.read_text())
+        ev.directory, ev.versions, ev.hardware = best.evidence, manifest.get("versions"), manifest.get("hardware")
+        ev.measured_at = manifest.get("ended_at")
+        ev.engine = {k: v for k, v in (manifest.get("engine") or {}).items()
+                     if k.endswith("version") or k in ("engine", "dtype")}
+    else:
+        ev.projection = "simulated with the step-time model; see the efficiency source"
+        ev.efficiency = best.cost.capacity_basis
+    return ev

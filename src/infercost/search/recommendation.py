@@ -1,0 +1,211 @@
+"""What a study recommends, typed: the winner, the alternatives and why each lost, the trade-offs, the FinOps view
+and the evidence behind every figure. The report renders this object and computes nothing of its own; report.json is
+its JSON, so every number the markdown and HTML show can be checked against it."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+from infercost.cost.pricing import CostRow
+
+
+class Record(BaseModel):
+    """A part of the recommendation. Fields in `omit_when_none` only appear in its JSON when they apply (a
+    projected winner has no measurement directory, a workload without a budget no budget status)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    omit_when_none: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit(self, handler):
+        data = handler(self)
+        return {k: v for k, v in data.items() if not (v is None and k in self.omit_when_none)}
+
+
+class WorkloadFacts(Record):
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    slo: dict[str, dict[str, float]] = Field(default_factory=dict)
+    max_error_rate: float | None = None
+    demand: dict[str, Any] = Field(default_factory=dict)
+    quality_target: dict[str, Any] | None = None
+
+
+class TrialCounts(Record):
+    total: int
+    feasible: int
+
+
+class Lost(Record):
+    """A configuration that could not be recommended, and why (screened out, infeasible, or a constraint)."""
+
+    trial: int
+    config: str
+    status: str
+    reason: str | None = None
+
+
+class SloMargin(Record):
+    bound: float
+    observed: float
+    margin: float  # share of the bound left: 1 - observed / bound
+
+
+class BaselineFacts(Record):
+    label: str
+    cost_per_1k_requests: float | None
+    status: str
+    reason: str | None = None
+
+
+class Winner(Record):
+    trial: int
+    config: dict[str, Any]
+    label: str
+    kind: str | None
+    provider: str
+    region: str
+    sku: str
+    pricing: str
+    cost_per_1k_requests: float
+    cost_per_1m_output_tokens: float | None = None
+    cost_per_1m_total_tokens: float | None = None
+    monthly_cost: float | None = None
+    monthly_cost_basis: str | None = None
+    replicas_at_peak: int | None = None
+    capacity_rps: float | None = None
+    savings_vs_baseline: float | None = None
+    baseline: BaselineFacts | None = None
+    slo_margins: dict[str, SloMargin] = Field(default_factory=dict)
+    quality_score: float | None = None
+    quality_ci95: tuple[float, float] | None = None
+    quality_met: bool | None = None
+    quality_source: str | None = None
+    binding: str
+    expected_error: float | None = None  # projected: the calibration's typical relative error
+    price_source: str | None = None
+    price_as_of: str | None = None
+
+
+class Alternative(Record):
+    trial: int
+    label: str
+    kind: str | None
+    cost_per_1k_requests: float
+    ttft_p95_ms: float | None = None
+    quality: float | None = None
+    why_not: str
+
+
+class ParetoPoint(Record):
+    trial: int
+    label: str
+    cost_per_1k_requests: float | None
+    ttft_p95_ms: float | None = None
+    quality: float | None = None
+
+
+class TrialRow(Record):
+    trial: int
+    config: str
+    status: str
+    kind: str | None = None
+    capacity_rps: float | None = None
+    cost_per_1k: float | None = None
+    ttft_p95_ms: float | None = None
+    quality: float | None = None
+    reason: str | None = None
+    slo_observed: dict[str, float | None] = Field(default_factory=dict)
+
+
+class DemandCase(Record):
+    demand_factor: float
+    monthly_cost: float | None
+    replicas_at_peak: int | None
+
+
+class SloCase(Record):
+    slo: str
+    factor: float
+    capacity_rps: float | None
+    cost_per_1k_requests: float | None
+    method: str
+
+
+class Sensitivity(Record):
+    demand: list[DemandCase] = Field(default_factory=list)
+    slo: list[SloCase] = Field(default_factory=list)
+    spot_note: str
+
+
+class FinOps(Record):
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"budget", "value"})
+
+    tags: dict[str, str] = Field(default_factory=dict)
+    showback: list[dict[str, Any]] = Field(default_factory=list)
+    budget: dict[str, Any] | None = None
+    value: dict[str, Any] | None = None
+
+
+class QualityExample(Record):
+    id: str
+    prompt: str
+    answer: str
+    reference: str | None = None
+    score: float
+
+
+class Evidence(Record):
+    """Measured: the run directory, versions, hardware and date. Projected: the efficiencies it rests on."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"directory", "versions", "hardware", "measured_at", "engine", "projection", "efficiency"})
+
+    kind: str | None
+    metric_definitions: dict[str, str]
+    reproduce: str
+    probes: int | None = None
+    requests_per_probe: int | None = None
+    quality_source: str | None = None
+    quality_ci95: tuple[float, float] | None = None
+    expected_error: float | None = None
+    price: dict[str, str | None]
+    directory: str | None = None
+    versions: dict[str, Any] | None = None
+    hardware: dict[str, Any] | None = None
+    measured_at: str | None = None
+    engine: dict[str, Any] | None = None
+    projection: str | None = None
+    efficiency: str | None = None
+
+
+class Recommendation(Record):
+    """`winner` is None when no configuration met the targets; `rejected` then says why each failed."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples"})
+
+    title: str
+    study: str
+    mode: str
+    generated_at: str
+    workload: WorkloadFacts
+    trials: TrialCounts
+    winner: Winner | None = Field(default=None, alias="recommendation")
+    alternatives: list[Alternative] = Field(default_factory=list)
+    rejected: list[Lost] = Field(default_factory=list)
+    pareto: list[ParetoPoint] = Field(default_factory=list)
+    placements: list[CostRow] = Field(default_factory=list)  # the winner's configuration on every offer and term
+    build_vs_buy: list[CostRow] = Field(default_factory=list)  # hosted APIs at the winner's token counts
+    sensitivity: Sensitivity | None = None
+    finops: FinOps | None = None
+    evidence: Evidence | None = None
+    all_trials: list[TrialRow] = Field(default_factory=list)
+    quality_examples: list[QualityExample] | None = None  # the winner's lowest-scoring answers
+    focus_rows: list[CostRow] = Field(default_factory=list, exclude=True)  # what the FOCUS export bills
+
+    def to_json(self) -> dict[str, Any]:
+        """report.json's content."""
+        return self.model_dump(mode="json", by_alias=True)
