@@ -79,6 +79,21 @@ def test_openai_engine_against_a_real_vllm_server(vllm_server, tmp_path, monkeyp
         assert secret not in path.read_bytes().decode("utf-8", "replace"), path
 
 
+def test_the_python_api_measures_a_run_against_the_real_server(vllm_server, tmp_path):
+    """infercost.run from Python: a deployment given as a mapping, a workload override, a typed result."""
+    import infercost
+    from infercost.store import load_run as load
+
+    result = infercost.run(WORKLOADS / "chat-support.yaml",
+                           {"engine": "openai", "model": "smollm2", "base_url": vllm_server,
+                            "tokenizer": "smollm2-135m-instruct"},
+                           results_dir=tmp_path, workload_overrides=["traffic.num_requests=8"])
+    assert result.status == "completed" and not result.error_limit_exceeded
+    assert result.summary.requests == 8 and result.summary.completed == 8
+    assert result.summary.slo_met is not None
+    assert load(result.run_dir).manifest["status"] == "completed"
+
+
 def test_a_quantisation_vllm_cpu_cannot_do_is_an_infeasible_result_with_the_engines_reason(tmp_path):
     """fp8 needs kernels the CPU build does not have; the run must say so, not crash or hang."""
     proc = subprocess.run(
