@@ -46,3 +46,63 @@ def test_loader_survives_a_line_cut_by_a_hard_kill(tmp_path):
     (run_dir / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"request_id": "r3", "wa')
     run = load_run(run_dir)
     assert list(run.measured["request_id"]) == ["r0", "r1", "r2"] and run.summary is None
+
+
+MANIFEST_KEYS = ["run_id", "status", "started_at", "kind", "workload", "deployment", "workload_hash",
+                 "deployment_hash", "tags", "versions", "hardware", "git_commit", "command"]
+
+
+def _specs():
+    from pathlib import Path
+
+    from infercost.spec import OpenAIDeployment, load_workload
+
+    workload = load_workload(Path(__file__).resolve().parents[1] / "workloads" / "chat-support.yaml")
+    return workload, OpenAIDeployment(engine="openai", model="stub", base_url="http://user:pw@127.0.0.1:9/v1")
+
+
+def test_every_kind_of_run_records_the_same_provenance(tmp_path):
+    """Measured runs, capacity searches and quality evaluations start from one manifest: the specs as run (secrets
+    redacted) and their hashes, tags, versions, hardware, code version and command; a capacity search adds its
+    options."""
+    from infercost.capacity.result import CapacityOptions
+    from infercost.provenance import spec_hash
+    from infercost.store import RunStore
+    from infercost.store.manifest import run_manifest
+
+    workload, deployment = _specs()
+    store = RunStore(tmp_path)
+    for kind, options in (("measured", None), ("capacity", CapacityOptions().model_dump()), ("quality", None)):
+        writer = store.new_run(kind, run_manifest(kind, workload, deployment, options=options))
+        writer.finish("completed", None, startup_s=1.5)
+        stored = json.loads((writer.dir / "manifest.json").read_text())
+        expected = MANIFEST_KEYS[:6] + (["options"] if options else []) + MANIFEST_KEYS[6:]
+        assert list(stored) == expected + ["ended_at", "startup_s"]
+        assert stored["kind"] == kind and stored["status"] == "completed"
+        assert stored["workload"] == json.loads(workload.model_dump_json())
+        assert stored["deployment"]["base_url"] == "http://127.0.0.1:9/v1"  # no user:password@
+        assert stored["workload_hash"] == spec_hash(stored["workload"])
+        assert stored["deployment_hash"] == spec_hash(stored["deployment"])
+        assert stored["tags"] == workload.tags.as_dict() and stored.get("options") == options
+        assert writer.manifest.startup_s == 1.5 and writer.manifest.versions["python"]
+
+
+def test_a_stored_run_reads_back_as_its_manifest_and_summary(tmp_path):
+    """load_run keeps the files as stored and reads them as RunManifest and RunSummary; keys the model does not name
+    (a host probe added later, or an older result's) are kept."""
+    from infercost.metrics import RunSummary, summarize
+    from infercost.store import RunStore
+    from infercost.store.manifest import RunManifest, run_manifest
+    from infercost.store.runs import update_manifest
+
+    workload, deployment = _specs()
+    writer = RunStore(tmp_path).new_run("r", run_manifest("measured", workload, deployment))
+    summary = summarize([], workload.slo)
+    writer.finish("completed", summary.model_dump(mode="json"), error_limit=None)
+    update_manifest(writer.dir, host_probe={"cpu": "x"})
+    run = load_run(writer.dir)
+    assert isinstance(run.typed_manifest, RunManifest) and isinstance(run.typed_summary, RunSummary)
+    assert run.typed_manifest.status == "completed" and run.typed_manifest.kind == "measured"
+    assert run.typed_manifest.host_probe == {"cpu": "x"}
+    assert run.typed_manifest.as_stored() == run.manifest
+    assert run.typed_summary == summary and run.manifest["status"] == "completed"

@@ -6,12 +6,10 @@ the server became unreachable, the results could not be written, or the load gen
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from infercost.engines import Engine, create_engine
 from infercost.engines.memory import InsufficientMemory
@@ -19,13 +17,16 @@ from infercost.errors import InputError
 from infercost.loadgen import LoadGenerator, RequestRecord
 from infercost.metrics import RunSummary, summarize
 from infercost.metrics.memory import MemorySampler
-from infercost.redact import redact_text, redacted_command
+from infercost.redact import redact_text
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore
+from infercost.store.manifest import run_manifest
 from infercost.store.runs import ResultsWriteError
-from infercost.provenance import git_commit, hardware, library_versions, spec_hash
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
+
+if TYPE_CHECKING:
+    from infercost.spec.deployment import Deployment
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Measurement:
 class Progress:
     """Hooks a caller can implement to show progress; all optional."""
 
-    def engine_starting(self, deployment: Any) -> None: ...
+    def engine_starting(self, deployment: Deployment) -> None: ...
     def engine_started(self, seconds: float) -> None: ...
     def run_started(self, planned: int | None) -> None: ...
     def request_done(self, record: RequestRecord) -> None: ...
@@ -64,24 +65,7 @@ def memory_figures(engine: dict[str, Any], sampler: MemorySampler) -> dict[str, 
     return out
 
 
-def _manifest(workload: Workload, deployment: Any) -> dict[str, Any]:
-    w = json.loads(workload.model_dump_json())  # strict JSON: an infinite rate is stored as "Infinity"
-    d = json.loads(deployment.model_dump_json())
-    return {
-        "kind": "measured",
-        "workload": w,
-        "deployment": d,
-        "workload_hash": spec_hash(w),
-        "deployment_hash": spec_hash(d),
-        "tags": workload.tags.as_dict(),
-        "versions": library_versions(),
-        "hardware": hardware(),
-        "git_commit": git_commit(Path(__file__).parent),
-        "command": redacted_command(sys.argv),
-    }
-
-
-def check_runnable(workload: Workload, deployment: Any, source: str | None = None) -> None:
+def check_runnable(workload: Workload, deployment: Deployment, source: str | None = None) -> None:
     """What can be known to fail before a run directory exists or an engine starts: a synthetic workload is sized
     in tokens, so an `openai` deployment needs a tokenizer to count them (the server cannot be asked)."""
     if (isinstance(workload.prompts, SyntheticPrompts) and getattr(deployment, "engine", None) == "openai"
@@ -125,11 +109,11 @@ class EngineStartFailed(Exception):
         self.reason = reason
         self.memory_plan = memory_plan
 
-    def engine_record(self, deployment: Any) -> dict[str, Any]:
+    def engine_record(self, deployment: Deployment) -> dict[str, Any]:
         return {"engine": deployment.engine, "memory_plan": self.memory_plan}
 
 
-async def start_engine(deployment: Any, log_path: Path, progress: Progress | None = None,
+async def start_engine(deployment: Deployment, log_path: Path, progress: Progress | None = None,
                        requests: Sequence[Request] = ()) -> tuple[Engine, float]:
     """Create and start the deployment's engine, timing the start on its own. Its memory is sized for `requests`
     and checked first: a deployment that cannot fit fails here in one line, with no engine started. Input errors
@@ -163,7 +147,7 @@ async def start_engine(deployment: Any, log_path: Path, progress: Progress | Non
 
 async def measure(
     workload: Workload,
-    deployment: Any,
+    deployment: Deployment,
     store: RunStore,
     progress: Progress | None = None,
     engine: Engine | None = None,
@@ -176,7 +160,8 @@ async def measure(
     progress = progress or Progress()
     check_runnable(workload, deployment)
     requests = build_requests(workload)  # bad prompt files fail here, before any engine starts
-    writer = store.new_run(run_name or f"{workload.name}-{deployment.label()}", _manifest(workload, deployment))
+    writer = store.new_run(run_name or f"{workload.name}-{deployment.label()}",
+                           run_manifest("measured", workload, deployment))
 
     owns_engine = engine is None
     startup_s = None
@@ -244,7 +229,7 @@ async def _replay(workload: Workload, engine: Engine, requests: list[Request], w
             fields["reason"] = reason
         try:
             status = writer.finish(status, summary.model_dump(mode="json"), **fields)
-            reason = writer.manifest.get("reason", reason)
+            reason = writer.manifest.reason or reason
         except ResultsWriteError as exc:  # not even the manifest could be written: say so, keep what is on disk
             status, reason = "failed", f"writing results failed: {exc.strerror or exc}"
     if status == "interrupted":
@@ -253,7 +238,7 @@ async def _replay(workload: Workload, engine: Engine, requests: list[Request], w
                        error_limit_exceeded=bool(limit and limit["exceeded"]))
 
 
-def _record_verdict(deployment: Any, verdict: str) -> None:
+def _record_verdict(deployment: Deployment, verdict: str) -> None:
     """What a real start said about a vLLM quantisation method goes into the capability table."""
     if deployment.engine == "vllm" and deployment.quantization:
         from infercost.engines.capabilities import record_vllm_verdict
@@ -268,7 +253,7 @@ async def _quiet_stop(engine: Engine) -> None:
         pass
 
 
-def measure_sync(workload: Workload, deployment: Any, store: RunStore, progress: Progress | None = None,
+def measure_sync(workload: Workload, deployment: Deployment, store: RunStore, progress: Progress | None = None,
                  ) -> Measurement:
     return asyncio.run(measure(workload, deployment, store, progress))
 

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from infercost.errors import InputError
 from infercost.models.bundled import BUNDLED, converted_dir, is_converted
+from infercost.spec.deployment import Deployment
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
@@ -295,7 +296,7 @@ def check_quantization(method: str | None, source: str, field: str = "quantizati
 # ---------------------------------------------------------------------------------------------------- lengths
 
 
-def _context_limit(deployment: Any, model: ModelFiles, source: str) -> tuple[int | None, str]:
+def _context_limit(deployment: Deployment, model: ModelFiles, source: str) -> tuple[int | None, str]:
     """(max_model_len, where it comes from) as the engine will use it, or (None, why it cannot be known here)."""
     explicit = deployment.engine_args.get("max_model_len") if deployment.engine == "vllm" else None
     field = "engine_args.max_model_len" if explicit else "max_model_len"
@@ -478,7 +479,7 @@ def _whole(value: Any, source: str, field: str) -> int:
     return value
 
 
-def check_deployment(deployment: Any, source: str) -> tuple[ModelFiles | None, list[str]]:
+def check_deployment(deployment: Deployment, source: str) -> tuple[ModelFiles | None, list[str]]:
     """The deployment's own checks: model, devices, quantisation. Returns where the model is, and notes."""
     notes: list[str] = []
     engine = deployment.engine
@@ -505,7 +506,7 @@ def check_deployment(deployment: Any, source: str) -> tuple[ModelFiles | None, l
     return model, notes
 
 
-def preflight(workload: Workload, deployment: Any, workload_source: str, deployment_source: str,
+def preflight(workload: Workload, deployment: Deployment, workload_source: str, deployment_source: str,
               requests: Sequence[Request] | None = None) -> list[str]:
     """Every check that needs no engine, for this workload on this deployment. Raises InputError (one line naming
     the file and field) at the first failure; returns notes on what could not be checked here."""

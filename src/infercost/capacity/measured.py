@@ -3,24 +3,23 @@ kept under the capacity directory (`probes/<run>/`), and the result with its pro
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infercost.capacity.guards import QueueGrowth, SloAlreadyLost, first_of
+from infercost.capacity.probes import capacity_found, no_capacity, probe_from_summary
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
 from infercost.capacity.result import load_capacity  # noqa: F401  (importable from here, where it was)
 from infercost.capacity.search import search_capacity
 from infercost.measure import EngineStartFailed, Progress, _quiet_stop, measure, start_engine
-from infercost.metrics import RunSummary
-from infercost.provenance import git_commit, hardware, library_versions, spec_hash
-from infercost.redact import redacted_command
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
+from infercost.store.manifest import run_manifest
 from infercost.store.runs import stored_path, utc_now
 from infercost.workload import build_requests
+
+if TYPE_CHECKING:
+    from infercost.spec.deployment import Deployment
 
 
 class ProbeRunFailed(Exception):
@@ -50,41 +49,15 @@ def probe_workload(workload: Workload, options: CapacityOptions, load: float, re
     return workload.model_copy(update={"traffic": traffic})
 
 
-def probe_from_summary(index: int, phase: str, load: float, summary: RunSummary | None, stopped: str | None,
-                       run_dir: str | Path) -> Probe:
-    if summary is None:
-        return Probe(index=index, phase=phase, load=load, passed=False, reason="no summary", run_dir=str(run_dir))
-    failed = [c for c in summary.slo_checks if not c.passed]
-    reason = stopped
-    if reason is None and failed:
-        c = failed[0]
-        observed = "none" if c.observed is None else f"{c.observed:.4g}"
-        reason = f"{c.metric} {c.stat} {observed} > {c.bound:g}"
-    observed = {f"{c.metric}.{c.stat}": c.observed for c in summary.slo_checks}
-    e2e = summary.latency["e2e_ms"].stats.get("mean")
-    unloaded = e2e is not None and load * e2e / 1e3 <= 1.0 if summary.completed else False
-    return Probe(
-        index=index, phase=phase, load=load, passed=bool(summary.slo_met) and stopped is None, reason=reason,
-        requests=summary.requests, completed=summary.completed, error_rate=summary.error_rate,
-        achieved_rps=summary.request_throughput_rps, output_tps=summary.output_token_throughput_tps,
-        slo_observed=observed, stopped_early=stopped, unloaded=unloaded, run_dir=str(run_dir),
-    )
-
-
-async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
+async def measure_capacity(workload: Workload, deployment: Deployment, store: RunStore,
                            options: CapacityOptions | None = None,
                            progress: CapacityProgress | None = None) -> CapacityResult:
     options = options or CapacityOptions()
     progress = progress or CapacityProgress()
     per_probe, rule = sample_rule(options, workload.slo)
-    w = json.loads(workload.model_dump_json())
-    d = json.loads(deployment.model_dump_json())
-    writer = store.new_run(f"{workload.name}-{deployment.label()}-capacity", {
-        "kind": "capacity", "workload": w, "deployment": d, "options": options.model_dump(),
-        "workload_hash": spec_hash(w), "deployment_hash": spec_hash(d), "tags": workload.tags.as_dict(),
-        "versions": library_versions(), "hardware": hardware(), "git_commit": git_commit(Path(__file__).parent),
-        "command": redacted_command(sys.argv),
-    }, records="probes", summary_name="capacity.json")
+    writer = store.new_run(f"{workload.name}-{deployment.label()}-capacity",
+                           run_manifest("capacity", workload, deployment, options=options.model_dump()),
+                           records="probes", summary_name="capacity.json")
     base = dict(workload=workload.name, deployment=deployment.label(), mode=options.mode,
                 precision_asked=options.precision, requests_per_probe=per_probe, sample_rule=rule,
                 tags=workload.tags.as_dict())
@@ -92,9 +65,7 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
         engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress,
                                                build_requests(workload))
     except EngineStartFailed as exc:
-        result = CapacityResult(**base, status="infeasible", capacity_load=None, capacity_rps=None,
-                                capacity_output_tps=None, failed_load=None, precision_reached=None, probes=[],
-                                reason=exc.reason)
+        result = no_capacity("infeasible", exc.reason, **base)
         writer.finish("infeasible", result.model_dump(mode="json"), reason=exc.reason,
                       engine=exc.engine_record(deployment))
         return result
@@ -127,9 +98,7 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
         status = "completed"
     except ProbeRunFailed as exc:
         status = "failed"
-        result = CapacityResult(**base, status="failed", capacity_load=None, capacity_rps=None,
-                                capacity_output_tps=None, failed_load=None, precision_reached=None, probes=done,
-                                reason=str(exc), provenance={"capacity_dir": str(writer.dir)})
+        result = no_capacity("failed", str(exc), done, **base, provenance={"capacity_dir": str(writer.dir)})
         writer.finish("failed", _as_stored(result), reason=str(exc), engine=engine.describe(), startup_s=startup_s)
         await _quiet_stop(engine)
         return result
@@ -140,18 +109,11 @@ async def measure_capacity(workload: Workload, deployment: Any, store: RunStore,
             writer.finish(status, None, engine=described, startup_s=startup_s)
     described = engine.describe()
     await _quiet_stop(engine)
-    best = next((p for p in reversed(outcome.probes) if p.passed and p.load == outcome.best), None)
-    capacity_rps = None
-    if best is not None:
-        capacity_rps = best.load if options.mode == "rate" else best.achieved_rps
-    result = CapacityResult(
-        **base, status=outcome.status, capacity_load=outcome.best, capacity_rps=capacity_rps,
-        capacity_output_tps=best.output_tps if best else None, failed_load=outcome.failed,
-        precision_reached=outcome.precision, probes=outcome.probes,
-        reason=_status_reason(outcome.status, options),
-        provenance={"engine": described, "versions": writer.manifest["versions"],
-                    "hardware": writer.manifest["hardware"], "measured_at": utc_now(),
-                    "startup_s": startup_s, "capacity_dir": str(writer.dir)},
+    manifest = writer.manifest
+    result = capacity_found(
+        outcome, **base, reason=_status_reason(outcome.status, options),
+        provenance={"engine": described, "versions": manifest.versions, "hardware": manifest.hardware,
+                    "measured_at": utc_now(), "startup_s": startup_s, "capacity_dir": str(writer.dir)},
     )
     writer.finish("completed", _as_stored(result), engine=described, startup_s=startup_s)
     return result

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from pydantic import BaseModel
 
+from infercost.capacity.probes import capacity_found, no_capacity, probe_from_summary
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
 from infercost.capacity.search import search_capacity
 from infercost.errors import InputError
@@ -120,25 +121,14 @@ class Projector:
 
         async def probe(load: float, phase: str, index: int) -> Probe:
             count = max(n, math.ceil(load * options.min_duration_s))
-            s = self.run(workload, lengths, rate=load, requests=count)
-            failed = [c for c in s.slo_checks if not c.passed]
-            reason = f"{failed[0].metric} {failed[0].stat} {failed[0].observed or 0:.4g} > {failed[0].bound:g}" \
-                if failed else None
-            return Probe(index=index, phase=phase, load=load, passed=bool(s.slo_met), reason=reason,
-                         requests=s.requests, completed=s.completed, error_rate=s.error_rate,
-                         achieved_rps=s.request_throughput_rps, output_tps=s.output_token_throughput_tps,
-                         slo_observed={f"{c.metric}.{c.stat}": c.observed for c in s.slo_checks})
+            summary = self.run(workload, lengths, rate=load, requests=count)
+            # a simulated probe costs milliseconds: the search may go on shrinking where a measured one would stop
+            return probe_from_summary(index, phase, load, summary, mark_unloaded=False)
 
         base = dict(kind="projected", workload=workload.name, deployment=f"{self.shape.name} on "
                     f"{self.config['devices']}x {self.hardware.name}", mode="rate", precision_asked=options.precision,
                     requests_per_probe=n, sample_rule=f"{rule}; projected probes use at least "
                     f"{MIN_PROJECTED_REQUESTS}", tags=workload.tags.as_dict(), provenance=self.provenance(lengths))
         if not plan.fits:
-            return CapacityResult(**base, status="infeasible", capacity_load=None, capacity_rps=None,
-                                  capacity_output_tps=None, failed_load=None, precision_reached=None, probes=[],
-                                  reason=plan.reason)
-        out = await search_capacity(probe, options)
-        best = next((p for p in reversed(out.probes) if p.passed and p.load == out.best), None)
-        return CapacityResult(**base, status=out.status, capacity_load=out.best,
-                              capacity_rps=out.best, capacity_output_tps=best.output_tps if best else None,
-                              failed_load=out.failed, precision_reached=out.precision, probes=out.probes)
+            return no_capacity("infeasible", plan.reason, **base)
+        return capacity_found(await search_capacity(probe, options), **base)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infercost.provenance import spec_hash
+
+if TYPE_CHECKING:
+    from infercost.spec.deployment import Deployment
 
 # Deployment fields that change the answers. Serving knobs (max_num_seqs, prefix caching, memory share, ...) do not.
 ANSWER_FIELDS = ("engine", "model", "dtype", "quantization", "kv_cache_dtype", "base_url", "tokenizer")
 
 
-def answer_key(deployment: Any, prompts: list[dict[str, Any]], max_tokens: int) -> tuple[str, dict[str, Any]]:
+def answer_key(deployment: Deployment, prompts: list[dict[str, Any]], max_tokens: int) -> tuple[str, dict[str, Any]]:
     d = deployment.model_dump(mode="json")
     ident = {
         "deployment": {k: d[k] for k in ANSWER_FIELDS if k in d},

@@ -5,12 +5,10 @@ reach its target stops early."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -23,12 +21,14 @@ from infercost.spec.loader import deployment_adapter, read_yaml, validate
 from infercost.spec.quality import QualitySpec, ScorerSpec
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
-from infercost.provenance import hardware, library_versions
-from infercost.redact import redacted_command
+from infercost.store.manifest import run_manifest
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
 
-EngineFactory = Callable[[Any], Engine]
+if TYPE_CHECKING:
+    from infercost.spec.deployment import Deployment
+
+EngineFactory = Callable[["Deployment"], Engine]
 
 
 class PromptScore(BaseModel):
@@ -141,7 +141,7 @@ async def _generate(engine: Engine, batch: list[Request]) -> tuple[dict[str, str
     return ({i: a for i, a, _ in results if a is not None}, {i: e for i, a, e in results if e is not None})
 
 
-def load_baseline(workload: Workload, baseline: str | dict[str, Any]) -> Any:
+def load_baseline(workload: Workload, baseline: str | dict[str, Any]) -> Deployment:
     if isinstance(baseline, str):
         path = workload.resolve(baseline)
         return validate(deployment_adapter(), read_yaml(path), str(path))
@@ -153,7 +153,7 @@ class QualityRunFailed(RunFailed):
 
 
 async def answers_for(
-    deployment: Any,
+    deployment: Deployment,
     requests: list[Request],
     cache: AnswerCache,
     engine_factory: EngineFactory = create_engine,
@@ -190,7 +190,7 @@ async def answers_for(
 
 async def evaluate(
     workload: Workload,
-    deployment: Any,
+    deployment: Deployment,
     cache_dir: str | Path = "results/quality-cache",
     store: RunStore | None = None,
     engine_factory: EngineFactory = create_engine,
@@ -275,16 +275,9 @@ async def evaluate(
     return result
 
 
-def _store(store: RunStore, workload: Workload, deployment: Any, result: QualityResult) -> Path:
-    writer = store.new_run(f"quality-{workload.name}-{deployment.label()}", {
-        "kind": "quality",
-        "workload": json.loads(workload.model_dump_json()),
-        "deployment": json.loads(deployment.model_dump_json()),
-        "tags": workload.tags.as_dict(),
-        "versions": library_versions(),
-        "hardware": hardware(),
-        "command": redacted_command(sys.argv),
-    }, records="quality")
+def _store(store: RunStore, workload: Workload, deployment: Deployment, result: QualityResult) -> Path:
+    writer = store.new_run(f"quality-{workload.name}-{deployment.label()}",
+                           run_manifest("quality", workload, deployment), records="quality")
     for s in result.scores:
         writer.add(s.model_dump(mode="json"))
     writer.finish("completed", result.summary.model_dump(mode="json"))

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from infercost.capacity.measured import CapacityProgress
 from infercost.loadgen import RequestRecord
+from infercost.spec.deployment import Deployment
 
 
 class RichProgress(CapacityProgress):
@@ -32,7 +33,7 @@ class RichProgress(CapacityProgress):
     def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)
 
-    def engine_starting(self, deployment: Any) -> None:
+    def engine_starting(self, deployment: Deployment) -> None:
         self.task = self.bar.add_task(f"starting {deployment.engine} engine ({deployment.model})", total=None,
                                       status="")
 

@@ -5,7 +5,6 @@ them a study learns that a model name is misspelt from a failed trial, after sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from infercost.errors import InputError
 from infercost.models.bundled import BUNDLED
@@ -13,6 +12,7 @@ from infercost.preflight import locate_model, preflight
 from infercost.projection.shape import presets
 from infercost.search.space import TrialConfig
 from infercost.search.spec import StudySpec
+from infercost.spec.deployment import Deployment
 from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
 
@@ -56,6 +56,6 @@ def check_study(spec: StudySpec, workload: Workload, study_source: str, workload
         cfg = TrialConfig(model=model, engine=engine, precision=spec.space.precisions_for(engine)[0],
                           max_num_seqs=first_seqs)
         source = f"{study_source}: fixed"  # the deployment a trial builds from the space and `fixed`
-        deployment: Any = validate(deployment_adapter(), cfg.deployment(spec.fixed), source=source)
+        deployment: Deployment = validate(deployment_adapter(), cfg.deployment(spec.fixed), source=source)
         notes += preflight(workload, deployment, workload_source, source)
     return sorted(set(notes))

@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pandas as pd
 
 from infercost.errors import InputError
 from infercost.loadgen.records import RequestRecord
+from infercost.metrics.summary import RunSummary
+from infercost.store.manifest import RunManifest
 
 
 class ResultsWriteError(OSError):
@@ -71,24 +74,30 @@ class RunWriter:
     which. A write that fails (full or read-only disk) raises ResultsWriteError once and nothing more is appended, so
     the records already on disk stay readable."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], records: str = "requests",
+    def __init__(self, directory: Path, manifest: RunManifest, records: str = "requests",
                  summary_name: str | None = None):
         self.dir = directory
         self.records = records
         self.summary_name = summary_name or ("summary.json" if records == "requests" else f"{records}.json")
-        self.manifest = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest}
+        # manifest.json as it stands: keys in the order they were recorded
+        self._stored = {"run_id": directory.name, "status": "running", "started_at": utc_now(), **manifest.as_stored()}
         self.write_error: str | None = None
         try:
             self.dir.mkdir(parents=True, exist_ok=False)
-            _write_json(self.dir / "manifest.json", self.manifest)
+            _write_json(self.dir / "manifest.json", self._stored)
             self._jsonl = (self.dir / f"{records}.jsonl").open("a", encoding="utf-8")
         except OSError as exc:  # nothing has run yet: this is the results directory the user gave
             raise InputError(f"cannot write results ({exc.strerror or exc}): expected a writable directory",
                              source=str(directory.parent)) from None
 
+    @property
+    def manifest(self) -> RunManifest:
+        """The manifest as last written."""
+        return RunManifest.model_validate(self._stored)
+
     def update(self, **fields: Any) -> None:
-        self.manifest.update(fields)
-        _write_json(self.dir / "manifest.json", self.manifest)
+        self._stored.update(fields)
+        _write_json(self.dir / "manifest.json", self._stored)
 
     def add(self, record: RequestRecord | dict[str, Any]) -> None:
         if self.write_error is not None:
@@ -140,7 +149,7 @@ class RunWriter:
             self.update(status=status, ended_at=utc_now(), **fields)
         except OSError as exc:
             raise ResultsWriteError(exc.errno, f"manifest.json: {exc.strerror or exc} (it still says "
-                                    f"'{self.manifest.get('status', 'running')}'); "
+                                    f"'{self._stored.get('status', 'running')}'); "
                                     + (fields.get("reason") or "")) from exc
         return status
 
@@ -149,7 +158,7 @@ class RunStore:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
 
-    def new_run(self, name: str, manifest: dict[str, Any], records: str = "requests",
+    def new_run(self, name: str, manifest: RunManifest, records: str = "requests",
                 summary_name: str | None = None) -> RunWriter:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         base = f"{stamp}-{_slug(name)}"
@@ -186,10 +195,21 @@ def read_jsonl(path: Path) -> pd.DataFrame:
 
 @dataclass
 class Run:
+    """A stored run. `manifest` and `summary` are the files as stored (plain JSON); `typed_manifest` and
+    `typed_summary` are the same files read as their models."""
+
     directory: Path
     manifest: dict[str, Any]
     summary: dict[str, Any] | None
     requests: pd.DataFrame
+
+    @cached_property
+    def typed_manifest(self) -> RunManifest:
+        return RunManifest.model_validate(self.manifest)
+
+    @cached_property
+    def typed_summary(self) -> RunSummary | None:
+        return None if self.summary is None else RunSummary.model_validate(self.summary)
 
     @property
     def measured(self) -> pd.DataFrame:
