@@ -111,3 +111,52 @@ def test_shrinking_stops_once_a_probe_fails_without_queueing():
 
     out = asyncio.run(search_capacity(probe, CapacityOptions(start=2)))
     assert out.status == "below_min" and [p.load for p in out.probes] == [2, 1, 0.5, 0.25]
+
+
+def _summary(ttft_s: float, n: int = 20):
+    from infercost.metrics import summarize
+
+    records = [RequestRecord(request_id=f"r{i}", index=i, warmup=False, scheduled_s=None, sent_s=float(i),
+                             first_token_s=i + ttft_s, end_s=i + ttft_s + 0.1, token_times_s=[i + ttft_s],
+                             input_tokens=10, output_tokens=2, token_count_source="engine") for i in range(n)]
+    return summarize(records, SLO(ttft_ms={"p95": 300}))
+
+
+def test_a_run_summary_becomes_a_probe_by_one_rule():
+    """Measured and projected capacity judge a probe the same way: passed when every SLO check held and nothing
+    stopped the load; the reason is the first failed check, else why it stopped."""
+    from infercost.capacity.probes import probe_from_summary
+
+    ok = probe_from_summary(0, "grow", 2.0, _summary(0.2), run_dir="probes/p0")
+    assert ok.passed and ok.reason is None and ok.run_dir == "probes/p0" and ok.requests == 20
+    assert ok.slo_observed["ttft_ms.p95"] == pytest.approx(200) and ok.unloaded  # 2 req/s x 0.3 s e2e <= 1
+
+    slow = probe_from_summary(1, "grow", 4.0, _summary(0.5))
+    assert not slow.passed and slow.reason == "ttft_ms p95 500 > 300" and slow.run_dir is None
+    assert not probe_from_summary(1, "grow", 4.0, _summary(0.5), mark_unloaded=False).unloaded
+
+    stopped = probe_from_summary(2, "grow", 8.0, _summary(0.2), stopped="queue over 64")
+    assert not stopped.passed and stopped.reason == "queue over 64" and stopped.stopped_early == "queue over 64"
+    assert probe_from_summary(3, "grow", 8.0, None, run_dir="x").reason == "no summary"
+
+
+@pytest.mark.parametrize("mode", ["rate", "concurrency"])
+def test_probes_become_a_capacity_result_by_one_rule(mode):
+    """The capacity is the highest passing load; the requests per second it is priced at are the offered rate in
+    rate mode and what the users achieved in concurrency mode."""
+    from infercost.capacity.probes import capacity_found, no_capacity
+
+    outcome = run(7.3, precision=0.05) if mode == "rate" else asyncio.run(
+        search_capacity(threshold_probe(7), CapacityOptions(mode="concurrency")))
+    outcome.probes = [p.model_copy(update={"achieved_rps": p.load * 0.5, "output_tps": p.load * 10})
+                      for p in outcome.probes]
+    fields = dict(workload="w", deployment="d", mode=mode, precision_asked=0.05, requests_per_probe=20,
+                  sample_rule="r")
+    result = capacity_found(outcome, **fields)
+    assert result.status == "found" and result.capacity_load == outcome.best and result.probes == outcome.probes
+    assert result.capacity_rps == (outcome.best if mode == "rate" else outcome.best * 0.5)
+    assert result.capacity_output_tps == outcome.best * 10 and result.failed_load == outcome.failed
+    assert result.best_probe().load == outcome.best
+
+    none = no_capacity("infeasible", "does not fit", **fields)
+    assert none.status == "infeasible" and none.capacity_rps is None and none.probes == [] and none.reason
