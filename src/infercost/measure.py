@@ -19,7 +19,7 @@ from infercost.metrics import RunSummary, summarize
 from infercost.metrics.memory import MemorySampler
 from infercost.redact import redact_text
 from infercost.spec.workload import SyntheticPrompts, Workload
-from infercost.store import RunStore
+from infercost.store import RunStore, RunWriter
 from infercost.store.manifest import run_manifest
 from infercost.store.runs import ResultsWriteError
 from infercost.workload import build_requests
@@ -181,7 +181,7 @@ async def measure(
             await _quiet_stop(engine)
 
 
-async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: Any, progress: Progress,
+async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: RunWriter, progress: Progress,
                   stop_check: Any, startup_s: float | None) -> Measurement:
     if isinstance(workload.prompts, SyntheticPrompts):
         try:  # exact token lengths with the real tokenizer
