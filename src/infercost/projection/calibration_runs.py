@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from infercost.errors import InputError
 from infercost.projection.calibrate import Steps, fit, save_calibration
-from infercost.projection.hardware import host_cpu
+from infercost.projection import hardware as hardware_table
 from infercost.projection.shape import load_shape
 from infercost.projection.steptime import Efficiency
 from infercost.projection.validate import leave_one_out, load_measured, recorded_hardware, same_machine, \
@@ -60,7 +60,7 @@ def calibrate(dirs: Sequence[str | Path], *, output: str | Path | None = None, r
             raise InputError(f"{elsewhere[0].directory} was measured on another machine ({m.get('cpu_model')}, "
                              f"{m.get('cpu_usable_cores')} cores): its host probe (bandwidth, FLOPs) is not recorded "
                              f"with it and can only be measured there", field="--from")
-        hw = host_cpu(refresh=refresh_probe)
+        hw = hardware_table.host_cpu(refresh=refresh_probe)
         for c in configs:  # recorded with the runs, so a later calibration or test uses these figures anywhere
             update_manifest(c.directory, host_probe=hw.model_dump())
     model, dtype = first.deployment["model"], first.engine.get("dtype") or first.deployment.get("dtype")
