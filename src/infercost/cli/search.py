@@ -30,31 +30,35 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     name = args.study_name or spec.name
     console = Console(highlight=False, stderr=True)
     best_cost = [None]
-    with _progress(console, args.quiet) as bar:
-        task = bar.add_task(f"study {spec.name} ({spec.mode})", total=n_trials or spec.n_trials, best="")
+    bar = _progress(console, args.quiet)  # started once the inputs are checked: a bad file is one line, no bar
+    task = bar.add_task(f"study {spec.name} ({spec.mode})", total=n_trials or spec.n_trials, best="")
 
-        def on_start(done: int, wanted: int, storage: str) -> None:
-            if done and not args.quiet:
-                todo = max(0, wanted - done)
-                bar.console.print(f"study {name}: reusing {done} finished trial(s) stored in {storage}; "
-                                  + (f"{todo} more to run" if todo else "nothing left to run (raise --n-trials for "
-                                     "more, or delete the storage to start over)"), markup=False, soft_wrap=True)
-            bar.update(task, total=max(wanted, done), completed=done)
+    def on_start(done: int, wanted: int, storage: str) -> None:
+        bar.start()
+        if done and not args.quiet:
+            todo = max(0, wanted - done)
+            bar.console.print(f"study {name}: reusing {done} finished trial(s) stored in {storage}; "
+                              + (f"{todo} more to run" if todo else "nothing left to run (raise --n-trials for "
+                                 "more, or delete the storage to start over)"), markup=False, soft_wrap=True)
+        bar.update(task, total=max(wanted, done), completed=done)
 
-        def on_trial(trial, outcome, reused):
-            if outcome.status == "feasible" and outcome.objective is not None and (
-                    best_cost[0] is None or outcome.objective < best_cost[0]):
-                best_cost[0] = outcome.objective
-            bar.update(task, advance=1, best=f"best {best_cost[0]:.5f}" if best_cost[0] is not None else "")
-            verdict = outcome.status + ("" if outcome.status == "feasible" else f": {outcome.reason}")
-            bar.console.print(f"trial {trial.number}: {outcome.config.label()} → "
-                              f"{'%.5f' % outcome.objective if outcome.objective else '—'} ({verdict})"
-                              + (" [reused]" if reused else ""), markup=False, soft_wrap=True)
+    def on_trial(trial, outcome, reused):
+        if outcome.status == "feasible" and outcome.objective is not None and (
+                best_cost[0] is None or outcome.objective < best_cost[0]):
+            best_cost[0] = outcome.objective
+        bar.update(task, advance=1, best=f"best {best_cost[0]:.5f}" if best_cost[0] is not None else "")
+        verdict = outcome.status + ("" if outcome.status == "feasible" else f": {outcome.reason}")
+        bar.console.print(f"trial {trial.number}: {outcome.config.label()} → "
+                          f"{'%.5f' % outcome.objective if outcome.objective else '—'} ({verdict})"
+                          + (" [reused]" if reused else ""), markup=False, soft_wrap=True)
 
+    try:
         with engine_output_to_stderr():
             found = api.optimize(args.study, study_overrides=args.study_set, n_trials=n_trials, storage=args.storage,
                                  study_name=args.study_name, results_dir=args.results_dir, catalog=args.catalog,
                                  on_start=on_start, on_trial=on_trial)
+    finally:
+        bar.stop()
     if args.report:
         command = f"infercost optimize {args.study} --storage {found.storage}"
         rec = api.recommend(found, catalog=args.catalog, command=command)
