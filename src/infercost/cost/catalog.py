@@ -10,17 +10,16 @@ import csv
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Iterable
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from infercost.errors import InputError
 from infercost.spec.files import MAX_CSV_BYTES, read_text
+from infercost.spec.vocabulary import PRICING_MODELS, PricingModel  # noqa: F401  still imported from here by some
 
 ACCELERATORS = ("H100-SXM", "H100-PCIe", "H200", "B200", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10", "T4",
                 "MI300X", "none")
-PricingModel = Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]
-PRICING_MODELS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y")
 
 
 def _blank_to_none(v):

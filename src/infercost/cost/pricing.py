@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from infercost.capacity.result import CapacityResult
-from infercost.cost.catalog import PRICING_MODELS, Offer, TokenPrice
+from infercost.cost.catalog import Offer, TokenPrice
 from infercost.cost.formulas import (
     HOURS_PER_MONTH,
     api_cost_per_request,
@@ -24,6 +24,7 @@ from infercost.cost.formulas import (
 )
 from infercost.errors import InputError
 from infercost.spec.common import Spec
+from infercost.spec.vocabulary import PRICING_MODELS
 from infercost.spec.workload import Demand
 
 

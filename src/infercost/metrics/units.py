@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from infercost.loadgen.records import RequestRecord
+from infercost.spec.vocabulary import PER_REQUEST_SLO_METRICS  # noqa: F401  still imported from here by some
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,3 @@ METRICS: dict[str, Metric] = {
         Metric("schedule_lag_ms", "ms", "load-generator health: actual send − scheduled send (open loop)", _lag),
     ]
 }
-
-# The latency metrics an SLO may bound, and which of them a single request can be judged on for goodput.
-SLO_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
-PER_REQUEST_SLO_METRICS = ("ttft_ms", "tpot_ms", "e2e_ms")

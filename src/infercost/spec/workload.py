@@ -4,16 +4,14 @@ there is (demand), and who pays for it (tags)."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any, Literal, Union
 
-from pathlib import Path
+from pydantic import Field, field_validator, model_validator
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
-
-from infercost.spec.common import Spec
+from infercost.spec.common import FileSpec, Spec
 from infercost.spec.files import MAX_PROMPTS
 from infercost.spec.quality import QualitySpec
+from infercost.spec.vocabulary import SLO_METRICS, is_stat
 
 
 class Tags(Spec):
@@ -186,9 +184,6 @@ class Traffic(Spec):
         return self
 
 
-_PCT = re.compile(r"^(p(\d{1,2}(\.\d+)?)|mean|max)$")
-
-
 class LatencyTarget(Spec):
     """Upper bounds in milliseconds keyed by statistic: p50, p90, p95, p99, p99.9, mean, max."""
 
@@ -202,7 +197,7 @@ class LatencyTarget(Spec):
         if not isinstance(data, dict) or not data:
             raise ValueError("expected a mapping like {p95: 500} (milliseconds)")
         for key, value in data.items():
-            if not _PCT.match(str(key)):
+            if not is_stat(str(key)):
                 raise ValueError(f"unknown statistic '{key}': use p50, p90, p95, p99, mean or max")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"'{key}' must be a positive number of milliseconds, got {value!r}")
@@ -221,7 +216,7 @@ class SLO(Spec):
 
     def targets(self) -> dict[str, dict[str, float]]:
         out = {}
-        for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        for metric in SLO_METRICS:
             target = getattr(self, metric)
             if target is not None:
                 out[metric] = target.bounds()
@@ -266,7 +261,7 @@ class Value(Spec):
     basis: str | None = Field(default=None, description="how the value was estimated")
 
 
-class Workload(Spec):
+class Workload(FileSpec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str | None = None
     tags: Tags = Field(default_factory=Tags)
@@ -280,12 +275,3 @@ class Workload(Spec):
     quality: QualitySpec | None = None
     budget: Budget | None = None
     value: Value | None = None
-
-    _source_dir: Path | None = PrivateAttr(default=None)
-
-    def resolve(self, relative: str) -> Path:
-        """Paths inside a workload are relative to the workload file, not to wherever the command runs."""
-        path = Path(relative)
-        if not path.is_absolute() and self._source_dir is not None:
-            path = self._source_dir / path
-        return path
