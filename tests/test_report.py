@@ -16,6 +16,7 @@ from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.report import charts
 from infercost.search.results import summary
 from infercost.spec import load_workload
+from infercost.spec.deployment import VllmDeployment
 from infercost.spec.loader import deployment_adapter, validate
 
 from conftest import WORKLOADS
@@ -24,8 +25,9 @@ SCRIPT = "<script>alert('x')</script>"
 SECTIONS = ["recommendation", "alternatives", "placements", "sensitivity", "finops", "evidence"]
 
 
-class ScriptedEngine(Engine):
-    """Answers every prompt with its reference, except one answer that carries a script tag."""
+class ScriptedEngine(Engine[VllmDeployment]):
+    """A stand-in for vLLM (named as such: the point is an answer carrying a script tag, which a real model cannot
+    be made to give on demand). Answers every prompt with its reference, except that one."""
 
     name = "scripted"
 
