@@ -92,7 +92,7 @@ def _is_branch(item: Any, tags: set[str]) -> bool:
                                       or item in ("str", "int", "float", "bool", "none"))
 
 
-def _first_error(exc: ValidationError, source: str, tags: set[str], root: Any = None) -> InputError:
+def first_error(exc: ValidationError, source: str, tags: set[str], root: Any = None) -> InputError:
     """One line for a ValidationError; `root` (the model or type validated) lets a typo get a "did you mean"."""
     errors = exc.errors(include_url=False)
     # Prefer the most specific error (deepest location), which is the one the user can act on. At the same depth
@@ -137,7 +137,7 @@ def validate(model: type[T] | TypeAdapter, data: dict[str, Any], source: str) ->
         return adapter.validate_python(data)
     except ValidationError as exc:
         root = Deployment if model is _DEPLOYMENT else model if isinstance(model, type) else None
-        raise _first_error(exc, source, {"vllm", "openai", "transformers", "inline", "jsonl", "synthetic"},
+        raise first_error(exc, source, {"vllm", "openai", "transformers", "inline", "jsonl", "synthetic"},
                            root) from None
 
 

@@ -73,7 +73,7 @@ def _prompt_item(value: object, source: str, lineno: int) -> PromptItem:
     from pydantic import ValidationError
 
     from infercost.spec.files import message_of, nearest
-    from infercost.spec.loader import _first_error
+    from infercost.spec.loader import first_error
 
     expected = "expected a JSON object with 'prompt' (text) or 'messages' (chat)"
     if not isinstance(value, dict):
@@ -88,7 +88,7 @@ def _prompt_item(value: object, source: str, lineno: int) -> PromptItem:
     try:
         return PromptItem.model_validate(value)
     except ValidationError as exc:
-        err = _first_error(exc, source, set(), PromptItem)
+        err = first_error(exc, source, set(), PromptItem)
         where = f"line {lineno}" + ("" if err.field == "(top level)" else f": {err.field}")
         raise InputError(message_of(err), source=source, field=where) from None
 
