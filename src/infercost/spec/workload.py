@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from infercost.spec.common import FileSpec, Spec
 from infercost.spec.files import MAX_PROMPTS
 from infercost.spec.quality import QualitySpec
-from infercost.spec.vocabulary import SLO_METRICS, is_stat
+from infercost.spec.vocabulary import SLO_METRICS, percentile
 
 
 class Tags(Spec):
@@ -197,8 +197,7 @@ class LatencyTarget(Spec):
         if not isinstance(data, dict) or not data:
             raise ValueError("expected a mapping like {p95: 500} (milliseconds)")
         for key, value in data.items():
-            if not is_stat(str(key)):
-                raise ValueError(f"unknown statistic '{key}': use p50, p90, p95, p99, mean or max")
+            percentile(str(key))  # an unknown statistic is a ValueError that lists the known ones
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"'{key}' must be a positive number of milliseconds, got {value!r}")
         return data
