@@ -131,12 +131,12 @@ async def start_engine(deployment: Deployment, log_path: Path, progress: Progres
     try:
         await engine.start()
     except InputError:
-        await _quiet_stop(engine)
+        await quiet_stop(engine)
         raise
     except Exception as exc:  # OOM, unsupported option, crash: the configuration is infeasible here
         reason = redact_text(f"engine failed to start: {str(exc).strip()[:800]}", engine.secrets())
         _record_verdict(deployment, f"no: {reason}")
-        await _quiet_stop(engine)
+        await quiet_stop(engine)
         plan = engine.memory_plan.model_dump() if engine.memory_plan is not None else None
         raise EngineStartFailed(reason, plan) from exc
     startup_s = time.perf_counter() - t
@@ -178,7 +178,7 @@ async def measure(
         return await _replay(workload, engine, requests, writer, progress, stop_check, startup_s)
     finally:
         if owns_engine:
-            await _quiet_stop(engine)
+            await quiet_stop(engine)
 
 
 async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: RunWriter, progress: Progress,
@@ -246,7 +246,7 @@ def _record_verdict(deployment: Deployment, verdict: str) -> None:
         record_vllm_verdict(deployment.quantization, verdict)
 
 
-async def _quiet_stop(engine: Engine) -> None:
+async def quiet_stop(engine: Engine) -> None:
     try:
         await engine.stop()
     except Exception:

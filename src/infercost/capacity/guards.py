@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from infercost.spec.workload import SLO
+from infercost.spec.vocabulary import percentile
 
 
 class SloAlreadyLost:
@@ -18,8 +19,8 @@ class SloAlreadyLost:
             for stat, bound in slo.targets().get(metric, {}).items():
                 if stat == "max":
                     allowed = 0
-                elif stat.startswith("p"):
-                    allowed = math.floor((1 - float(stat[1:]) / 100) * planned + 1e-9)
+                elif percentile(stat) is not None:
+                    allowed = math.floor((1 - percentile(stat) / 100) * planned + 1e-9)
                 else:
                     continue
                 self.limits.append((metric, stat, bound, allowed))

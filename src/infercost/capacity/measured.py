@@ -11,7 +11,7 @@ from infercost.capacity.probes import capacity_found, no_capacity, probe_from_su
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
 from infercost.capacity.result import load_capacity  # noqa: F401  (importable from here, where it was)
 from infercost.capacity.search import search_capacity
-from infercost.measure import EngineStartFailed, Progress, _quiet_stop, measure, start_engine
+from infercost.measure import EngineStartFailed, Progress, quiet_stop, measure, start_engine
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
 from infercost.store.manifest import run_manifest
@@ -100,15 +100,15 @@ async def measure_capacity(workload: Workload, deployment: Deployment, store: Ru
         status = "failed"
         result = no_capacity("failed", str(exc), done, **base, provenance={"capacity_dir": str(writer.dir)})
         writer.finish("failed", _as_stored(result), reason=str(exc), engine=engine.describe(), startup_s=startup_s)
-        await _quiet_stop(engine)
+        await quiet_stop(engine)
         return result
     finally:
         if status not in ("completed", "failed"):
             described = engine.describe()
-            await _quiet_stop(engine)
+            await quiet_stop(engine)
             writer.finish(status, None, engine=described, startup_s=startup_s)
     described = engine.describe()
-    await _quiet_stop(engine)
+    await quiet_stop(engine)
     manifest = writer.manifest
     result = capacity_found(
         outcome, **base, reason=_status_reason(outcome.status, options),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from infercost.spec.common import Spec
 from infercost.spec.workload import SLO
 from infercost.store.runs import resolve_stored
+from infercost.spec.vocabulary import percentile
 
 
 class CapacityOptions(Spec):
@@ -41,10 +42,9 @@ def strictest_percentile(slo: SLO) -> float:
     top = 0.5
     for bounds in slo.targets().values():
         for stat in bounds:
-            if stat == "max":
-                top = max(top, 1.0)
-            elif stat.startswith("p"):
-                top = max(top, float(stat[1:]) / 100)
+            p = percentile(stat)  # max is p100; the mean needs no tail
+            if p is not None:
+                top = max(top, p / 100)
     return top
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from infercost.cli.common import parent
+from infercost.spec.vocabulary import PRICING_MODELS
 from infercost.errors import InputError
 
 
@@ -55,7 +56,6 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def cmd_cost(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from infercost.cost.catalog import PRICING_MODELS
     from infercost.cost.finops import showback
     from infercost.cost.focus import write_focus
     from infercost.cost.onprem import OnPremServer
@@ -118,7 +118,7 @@ def add_parsers(sub) -> None:
     cost.add_argument("results", nargs="+", help="capacity result (or run) directories")
     for flag in ("provider", "region", "accelerator", "sku"):
         cost.add_argument(f"--{flag}", help=f"price on offers with this {flag} (default: the hardware measured on)")
-    cost.add_argument("--pricing", help="comma-separated: on_demand,spot,reserved_1y,reserved_3y (default: all)")
+    cost.add_argument("--pricing", help=f"comma-separated: {','.join(PRICING_MODELS)} (default: all)")
     cost.add_argument("--utilisation", type=float, help="target share of SLO capacity (headroom), default 1")
     cost.add_argument("--min-replicas", type=int)
     cost.add_argument("--scale-step", type=int)

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from infercost.errors import InputError
 from infercost.spec.files import MAX_CSV_BYTES, read_text
-from infercost.spec.vocabulary import PRICING_MODELS, PricingModel  # noqa: F401  still imported from here by some
 
 ACCELERATORS = ("H100-SXM", "H100-PCIe", "H200", "B200", "A100-80GB", "A100-40GB", "L40S", "L4", "A10G", "A10", "T4",
                 "MI300X", "none")

@@ -13,9 +13,10 @@ from typing import Any, get_args
 from infercost.engines.logs import output_to, root_error
 from infercost.models.bundled import cache_root
 from infercost.provenance import hardware, library_versions, spec_hash
+from infercost.spec.vocabulary import CONCRETE_DTYPES, TRANSFORMERS_QUANTIZATIONS
 
-TRANSFORMERS_QUANTISATIONS = ("none", "bnb-int8", "bnb-nf4", "bnb-fp4", "torchao-int8", "torchao-int4", "quanto-int8")
-DTYPES = ("float32", "bfloat16", "float16")
+TRANSFORMERS_QUANTISATIONS = TRANSFORMERS_QUANTIZATIONS
+DTYPES = CONCRETE_DTYPES
 
 
 def _cache_path() -> Path:

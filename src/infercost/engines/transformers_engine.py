@@ -48,6 +48,7 @@ from infercost.errors import EngineUnavailable
 from infercost.models import resolve_model
 from infercost.spec.deployment import TransformersDeployment
 from infercost.workload.requests import Request
+from infercost.spec.vocabulary import CONCRETE_DTYPES
 
 def tensor_bytes(t: Any) -> int:
     """Bytes a tensor really holds. Quantised tensor subclasses (torchao) report their nominal dtype; their storage is
@@ -73,7 +74,7 @@ def weights_bytes(model: Any) -> int:
 
 BATCH_WAIT_S = 0.005  # how long the batcher waits for more requests to join a batch
 
-_DTYPES = {"bfloat16", "float16", "float32"}
+_DTYPES = set(CONCRETE_DTYPES)
 _END = object()  # end-of-stream marker on a request's event queue
 
 

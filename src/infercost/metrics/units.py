@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from infercost.loadgen.records import RequestRecord
-from infercost.spec.vocabulary import PER_REQUEST_SLO_METRICS  # noqa: F401  still imported from here by some
 
 
 @dataclass(frozen=True)

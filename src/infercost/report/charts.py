@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from infercost.spec.vocabulary import PRICING_MODELS  # noqa: E402
+
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 
 
@@ -95,7 +97,7 @@ def monthly_by_pricing(placements: list[dict[str, Any]]) -> str | None:
         key = (f"{r['provider']} {r['region']}", r["pricing"])
         best[key] = min(best.get(key, float("inf")), r["monthly_cost"])
     places = sorted({k[0] for k in best})[:8]
-    models = [m for m in ("on_demand", "spot", "reserved_1y", "reserved_3y") if any(k[1] == m for k in best)]
+    models = [m for m in PRICING_MODELS if any(k[1] == m for k in best)]
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     width = 0.8 / max(1, len(models))
     for i, m in enumerate(models):

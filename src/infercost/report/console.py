@@ -12,6 +12,7 @@ from rich.table import Table
 from infercost.capacity.measured import CapacityProgress
 from infercost.loadgen import RequestRecord
 from infercost.spec.deployment import Deployment
+from infercost.spec.vocabulary import SLO_METRICS, STANDARD_STATS
 
 
 class RichProgress(CapacityProgress):
@@ -66,11 +67,11 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    stats = ["mean", "p50", "p90", "p95", "p99"]
+    stats = list(STANDARD_STATS)
     table.add_column("latency (ms)")
     for s in stats:
         table.add_column(s, justify="right")
-    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "schedule_lag_ms"):
+    for name in (*SLO_METRICS, "schedule_lag_ms"):
         dist = summary["latency"][name]
         table.add_row(f"{name.removesuffix('_ms')} (n={dist['count']})", *(_fmt(dist["stats"].get(s)) for s in stats))
     return table

@@ -24,6 +24,7 @@ from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.search.space import TrialConfig
 from infercost.search.spec import PROJECTED_ENGINES, StudySpec
 from infercost.spec.deployment import Deployment
+from infercost.spec.vocabulary import CONCRETE_DTYPES
 from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
@@ -110,8 +111,7 @@ class Evaluator:
             return f"fp8 needs fp8 tensor cores: {hw.name} has none"
         if cfg.hardware != "here" and cfg.kv_cache_dtype.startswith("fp8") and "fp8" not in hw.tflops:
             return f"an fp8 KV cache needs fp8 support: {hw.name} has none"
-        if cfg.hardware == "here" and cfg.engine == "vllm" and cfg.precision not in ("float32", "bfloat16",
-                                                                                      "float16"):
+        if cfg.hardware == "here" and cfg.engine == "vllm" and cfg.precision not in CONCRETE_DTYPES:
             from infercost.engines.capabilities import capabilities
 
             verdict = (capabilities().get("engines", {}).get("vllm", {}).get("quantization") or {}).get(

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from infercost.capacity.result import CapacityResult
-from infercost.cost.catalog import PRICING_MODELS, Catalog
+from infercost.cost.catalog import Catalog
 from infercost.cost.formulas import cost_per_1k_requests
 from infercost.cost.offers import offers_for
 from infercost.cost.pricing import CostRow, FleetPolicy, cost_rows
@@ -16,6 +16,7 @@ from infercost.loadgen.records import RequestRecord
 from infercost.metrics import summarize
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.recommendation import DemandCase, SloCase
+from infercost.spec.vocabulary import PRICING_MODELS, SLO_METRICS
 from infercost.spec.workload import SLO, Demand, Workload
 from infercost.store import load_run
 
@@ -34,7 +35,7 @@ def placements(o: TrialOutcome, workload: Workload, catalog: Catalog, demand: De
 
 def scaled_slo(slo: SLO, factor: float) -> SLO:
     data = slo.model_dump()
-    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+    for metric in SLO_METRICS:
         if data.get(metric):
             data[metric] = {k: v * factor for k, v in data[metric].items()}
     return SLO.model_validate(data)
