@@ -6,19 +6,21 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from infercost.loadgen.records import RequestRecord
-from infercost.metrics.units import METRICS, PER_REQUEST_SLO_METRICS
+from infercost.metrics.intervals import LEVEL, rate_interval, stat_interval
+from infercost.metrics.units import METRICS
+from infercost.spec.vocabulary import PER_REQUEST_SLO_METRICS, STANDARD_STATS, percentile, stat_order
 from infercost.spec.workload import SLO
-
-STANDARD_STATS = ("mean", "p50", "p90", "p95", "p99")
-
 
 class Distribution(BaseModel):
     unit: str
     count: int
     stats: dict[str, float | None]
+    # 95% interval of each statistic from these samples (order statistics for percentiles, bootstrap for the
+    # mean); None where the samples cannot bound it (p99 of 50 requests)
+    intervals: dict[str, tuple[float, float] | None] = Field(default_factory=dict)
 
 
 class SloCheck(BaseModel):
@@ -48,6 +50,11 @@ class RunSummary(BaseModel):
     slo_met: bool | None
     errors: dict[str, int]
     memory: dict[str, Any] | None = None  # weights, KV cache, peaks: filled by the run from the engine
+    # 95% intervals of the rates (requests, output tokens, good requests per second), resampling requests over the
+    # run's duration; the latency statistics carry theirs in `latency`
+    intervals: dict[str, tuple[float, float] | None] = Field(default_factory=dict)
+    confidence_level: float = LEVEL
+    repeats: dict[str, Any] | None = None  # across repeated replays: each one's figures and their spread
 
 
 def stat(values: np.ndarray, name: str) -> float | None:
@@ -57,7 +64,7 @@ def stat(values: np.ndarray, name: str) -> float | None:
         return float(values.mean())
     if name == "max":
         return float(values.max())
-    return float(np.percentile(values, float(name[1:])))
+    return float(np.percentile(values, percentile(name)))
 
 
 def _strictest(bounds: dict[str, float]) -> float:
@@ -77,9 +84,10 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
     latency = {}
     for name, values in samples.items():
         names = set(STANDARD_STATS) | set(targets.get(name, {}))
-        ordered = sorted(names, key=lambda s: (s == "max", s == "mean", float(s[1:]) if s[0] == "p" else 0))
+        ordered = sorted(names, key=stat_order)
         latency[name] = Distribution(unit=METRICS[name].unit, count=int(values.size),
-                                     stats={s: stat(values, s) for s in ordered})
+                                     stats={s: stat(values, s) for s in ordered},
+                                     intervals={s: stat_interval(values, s) for s in ordered})
 
     starts = [r.sent_s for r in measured if r.sent_s is not None]
     ends = [r.end_s for r in measured if r.end_s is not None]
@@ -100,16 +108,20 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
 
     goodput = None
     per_request = {m: _strictest(targets[m]) for m in PER_REQUEST_SLO_METRICS if m in targets}
+    good_flags = []
     if per_request:
-        good = 0
-        for r in ok:
-            values = {m: METRICS[m].values(r) for m in per_request}
+        for r in measured:
+            values = {m: METRICS[m].values(r) for m in per_request} if r.ok else {}
             # No TPOT (a one-token answer) is judged on the other bounds; no first token at all is never good.
-            if "ttft_ms" in values and not values["ttft_ms"]:
-                continue
-            if all(v <= per_request[m] for m, vals in values.items() for v in vals):
-                good += 1
-        goodput = per_s(good)
+            good_flags.append(r.ok and not ("ttft_ms" in values and not values["ttft_ms"])
+                              and all(v <= per_request[m] for m, vals in values.items() for v in vals))
+        goodput = per_s(sum(good_flags))
+    intervals = {
+        "request_throughput_rps": rate_interval(np.array([r.ok for r in measured]), duration),
+        "output_token_throughput_tps": rate_interval(
+            np.array([(r.output_tokens or 0) if r.ok else 0 for r in measured]), duration),
+        "goodput_rps": rate_interval(np.array(good_flags), duration) if per_request else None,
+    }
 
     sources: dict[str, int] = {}
     errors: dict[str, int] = {}
@@ -138,4 +150,5 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
         slo_checks=checks,
         slo_met=all(c.passed for c in checks) if measured else None,
         errors=errors,
+        intervals=intervals,
     )
