@@ -57,7 +57,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2, default=str))
         return 0
     print_projection(Console(highlight=False), result.projector, result.lengths, result.summary, result.capacity,
-                     result.cost[: args.top])
+                     result.cost[: args.top], (result.capacity_low_rps, result.capacity_high_rps), result.confidence)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from infercost.cost.catalog import Catalog, Offer
 from infercost.cost.placement import accelerator_offers, matching_offers
 from infercost.cost.pricing import Throughput
+from infercost.metrics.intervals import Confidence
 from infercost.spec.workload import Workload
 
 HERE = ("here", "host-cpu")  # this machine: priced on CPU instances like it, not on an accelerator
@@ -31,9 +32,13 @@ def offers_for(catalog: Catalog, hardware: str, devices: int = 1, measured_on: d
 
 
 def projected_throughput(capacity_rps: float, mean_input_tokens: float | None, mean_output_tokens: float | None,
-                         workload: Workload, deployment: str, source: str, expected_error: float) -> Throughput:
-    """A projected capacity to price, with the calibration it rests on and its expected error in its basis."""
+                         workload: Workload, deployment: str, source: str, expected_error: float,
+                         band: tuple[float | None, float | None] = (None, None),
+                         confidence: Confidence | None = None) -> Throughput:
+    """A projected capacity to price, with the calibration it rests on and its expected error in its basis, and the
+    capacities simulated at the band's ends (`band`: slow end, fast end)."""
     return Throughput(kind="projected", capacity_rps=capacity_rps, mean_input_tokens=mean_input_tokens,
                       mean_output_tokens=mean_output_tokens, workload=workload.name, deployment=deployment,
                       basis=f"projected capacity ({source}; expected error +-{expected_error:.0%})",
-                      tags=workload.tags.as_dict())
+                      tags=workload.tags.as_dict(), capacity_low_rps=band[0], capacity_high_rps=band[1],
+                      confidence=confidence)

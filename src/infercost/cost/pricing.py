@@ -23,6 +23,7 @@ from infercost.cost.formulas import (
     replicas_for_peak,
 )
 from infercost.errors import InputError
+from infercost.metrics.intervals import Confidence
 from infercost.spec.common import Spec
 from infercost.spec.vocabulary import PRICING_MODELS
 from infercost.spec.workload import Demand
@@ -50,6 +51,11 @@ class Throughput(BaseModel):
     hardware: dict[str, Any] = Field(default_factory=dict)
     engine: dict[str, Any] = Field(default_factory=dict)
     measured_at: str | None = None
+    # where the capacity may lie: measured, the highest load that always passed and the lowest that always failed;
+    # projected, simulated at the error band's slow and fast ends
+    capacity_low_rps: float | None = None
+    capacity_high_rps: float | None = None
+    confidence: Confidence | None = None
 
 
 class CostRow(BaseModel):
@@ -87,6 +93,12 @@ class CostRow(BaseModel):
     price_as_of: str
     capacity_basis: str | None
     evidence: str | None
+    # the same figures at the ends of the capacity's interval: the low cost is at the high capacity
+    cost_per_1k_requests_low: float | None = None
+    cost_per_1k_requests_high: float | None = None
+    monthly_cost_low: float | None = None
+    monthly_cost_high: float | None = None
+    confidence: Confidence | None = None
 
 
 def throughput_from_capacity(result: CapacityResult, directory: str | Path | None = None) -> Throughput:
@@ -99,7 +111,11 @@ def throughput_from_capacity(result: CapacityResult, directory: str | Path | Non
     if probe_dir is not None and (probe_dir / "summary.json").is_file():
         tokens = json.loads((probe_dir / "summary.json").read_text())
     prov = result.provenance
+    runs = sum(p.load == result.capacity_load for p in result.probes)
+    confidence = Confidence.measured(best.completed if best else None, runs) if result.kind == "measured" else None
     return Throughput(
+        capacity_low_rps=getattr(result, "capacity_low_rps", None),
+        capacity_high_rps=getattr(result, "capacity_high_rps", None), confidence=confidence,
         kind=result.kind, capacity_rps=result.capacity_rps, mean_input_tokens=tokens.get("mean_input_tokens"),
         mean_output_tokens=tokens.get("mean_output_tokens"), workload=result.workload, deployment=result.deployment,
         basis=(f"capacity under SLO: {len(result.probes)} probes of {result.requests_per_probe} requests, bracket "
@@ -162,6 +178,11 @@ def cost_rows(throughput: Throughput, offers: list[Offer], demand: Demand | None
     total_tps = (cap * (throughput.mean_output_tokens + throughput.mean_input_tokens)
                  if throughput.mean_output_tokens is not None and throughput.mean_input_tokens is not None else None)
     replicas, hours, requests, basis = _demand_figures(demand, cap, policy)
+    ends = {}  # capacity end -> (hours per day at that capacity); the cost interval comes from the same formulas
+    for end in (throughput.capacity_low_rps, throughput.capacity_high_rps):
+        if end is not None and end > 0:
+            ends[end] = _demand_figures(demand, end, policy)[1]
+    low_cap, high_cap = throughput.capacity_low_rps, throughput.capacity_high_rps
     peak = demand.peak_rps
     if demand.hourly_profile and (demand.requests_per_day or demand.peak_rps):
         peak = max(hourly_rps(demand.hourly_profile, demand.requests_per_day, demand.peak_rps))
@@ -185,6 +206,11 @@ def cost_rows(throughput: Throughput, offers: list[Offer], demand: Demand | None
                 monthly_cost=monthly_cost(hourly, hours) if hours is not None else None, monthly_cost_basis=basis,
                 price_source=offer.source, price_as_of=offer.as_of.isoformat(), capacity_basis=throughput.basis,
                 evidence=throughput.evidence,
+                cost_per_1k_requests_low=cost_per_1k_requests(hourly, high_cap, u) if high_cap else None,
+                cost_per_1k_requests_high=cost_per_1k_requests(hourly, low_cap, u) if low_cap else None,
+                monthly_cost_low=monthly_cost(hourly, ends[high_cap]) if ends.get(high_cap) is not None else None,
+                monthly_cost_high=monthly_cost(hourly, ends[low_cap]) if ends.get(low_cap) is not None else None,
+                confidence=throughput.confidence,
             ))
     return rows
 

@@ -7,8 +7,10 @@ arrival draw) is not in these: repeats measure it."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -94,3 +96,30 @@ def spread(values: list[float | None]) -> dict[str, float | None] | None:
     mean = float(x.mean())
     return {"n": int(x.size), "min": float(x.min()), "max": float(x.max()), "mean": mean,
             "cv": float(x.std(ddof=1) / mean) if x.size > 1 and mean else None}
+
+
+class Confidence(BaseModel):
+    """How sure a figure is, in one of three tiers a reviewer can tell apart: proof, a checked estimate, or an
+    estimate whose error is assumed."""
+
+    tier: Literal["measured", "calibrated projection", "default projection"]
+    level: float | None = None  # measured: the intervals' confidence level
+    samples: int | None = None  # measured: requests behind the figure
+    runs: int | None = None  # measured: runs at the deciding load (repeats)
+    error: float | None = None  # projected: relative error band (leave-one-out validated, or assumed)
+    assumed: bool = False  # the error band is a documented assumption, not validated on this hardware
+    note: str = ""
+
+    @classmethod
+    def measured(cls, samples: int | None, runs: int | None = None, level: float = LEVEL) -> "Confidence":
+        return cls(tier="measured", level=level, samples=samples, runs=runs,
+                   note=f"measured: {samples or '?'} requests" + (f", {runs} runs at the edge" if runs and runs > 1
+                                                                   else "") + f"; {level:.0%} intervals")
+
+    @classmethod
+    def projected(cls, error: float, calibrated: bool, source: str = "") -> "Confidence":
+        if calibrated:
+            return cls(tier="calibrated projection", error=error,
+                       note=f"projected; leave-one-out validation error +-{error:.0%} ({source})")
+        return cls(tier="default projection", error=error, assumed=True,
+                   note=f"projected with an assumed +-{error:.0%} band: not calibrated on this hardware")

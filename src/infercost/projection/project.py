@@ -70,6 +70,10 @@ class Projector:
                  enable_prefix_caching: bool = True, memory_utilization: float = 0.9, block_size: int = 16,
                  max_model_len: int = 4096, kv_capacity_tokens: int | None = None):
         self.shape, self.hardware, self.efficiency = shape, hardware, efficiency
+        self.settings = dict(dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype, devices=devices,
+                             max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                             enable_prefix_caching=enable_prefix_caching, memory_utilization=memory_utilization,
+                             block_size=block_size, max_model_len=max_model_len, kv_capacity_tokens=kv_capacity_tokens)
         self.step = StepModel(shape, hardware, efficiency, dtype, quantization, kv_cache_dtype, devices)
         self.memory: MemoryPlan = memory_plan(self.step, hardware, devices, memory_utilization, max_model_len)
         self.scheduler = SchedulerConfig(
@@ -81,6 +85,22 @@ class Projector:
                            quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_num_seqs=max_num_seqs,
                            max_num_batched_tokens=self.scheduler.max_num_batched_tokens,
                            enable_prefix_caching=enable_prefix_caching)
+
+    def with_efficiency(self, efficiency: Efficiency) -> "Projector":
+        """The same configuration with other efficiencies: how the error band's ends are simulated."""
+        return Projector(self.shape, self.hardware, efficiency, **self.settings)
+
+    def band_ends(self) -> tuple["Projector", "Projector"]:
+        """Projectors at the slow and fast ends of the expected error: every step time (bandwidth, compute and
+        overheads alike) longer or shorter by that share. Their capacities are simulated, not scaled, so queueing
+        and batching respond to the slower or faster steps as they would."""
+        e = self.efficiency.expected_error
+        slow, fast = 1 + e, max(0.05, 1 - e)
+        scaled = lambda f: self.efficiency.model_copy(update={  # noqa: E731  f: step time factor
+            "bandwidth": self.efficiency.bandwidth / f, "compute": self.efficiency.compute / f,
+            "step_overhead_s": self.efficiency.step_overhead_s * f,
+            "per_seq_overhead_s": self.efficiency.per_seq_overhead_s * f})
+        return self.with_efficiency(scaled(slow)), self.with_efficiency(scaled(fast))
 
     def provenance(self, lengths: Lengths) -> dict[str, Any]:
         return {"kind": "projected", "config": self.config, "model_shape": self.shape.model_dump(),

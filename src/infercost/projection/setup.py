@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from infercost.capacity.result import CapacityOptions
+from infercost.metrics.intervals import Confidence
 from infercost.projection.calibrate import load_calibration
 from infercost.projection.hardware import HOST, Hardware, get_hardware
-from infercost.projection.project import Projector
+from infercost.projection.project import Lengths, Projector
 from infercost.projection.shape import ModelShape, load_shape
 from infercost.projection.steptime import DEFAULT_CPU, DEFAULT_GPU, Efficiency
 from infercost.spec.deployment import Deployment
+from infercost.spec.workload import Workload
 
 Calibration = tuple[Efficiency, dict]
 HERE = ("here", HOST)
@@ -72,3 +75,22 @@ def token_counter(model: str) -> Callable[[str], int] | None:
         return lambda text: len(tok(text)["input_ids"])
     except Exception:
         return None
+
+
+def is_calibrated(efficiency: Efficiency) -> bool:
+    """Whether the efficiencies were fitted and validated on measured runs, or are the documented defaults."""
+    return efficiency.source not in (DEFAULT_CPU.source, DEFAULT_GPU.source)
+
+
+def confidence_of(projector: Projector) -> Confidence:
+    eff = projector.efficiency
+    return Confidence.projected(eff.expected_error, is_calibrated(eff), eff.source)
+
+
+async def capacity_band(projector: Projector, workload: Workload, lengths: Lengths,
+                        options: CapacityOptions) -> tuple[float | None, float | None]:
+    """Projected capacity at the error band's slow and fast ends, each searched like the central figure."""
+    slow, fast = projector.band_ends()
+    low = await slow.capacity(workload, lengths, options)
+    high = await fast.capacity(workload, lengths, options)
+    return low.capacity_rps, high.capacity_rps

@@ -47,6 +47,9 @@ def cost_table(rows: list[CostRow], title: str, budget: dict[int, BudgetStatus] 
     table = Table(title=title, title_justify="left")
     cols = ["kind", "provider / region", "sku", "pricing", "$/h", "$/1k req", "$/1M out tok", "replicas",
             "$/month"]
+    ranged = any(r.cost_per_1k_requests_low is not None or r.cost_per_1k_requests_high is not None for r in rows)
+    if ranged:  # where the capacity has an interval, the cost has one: its low end at the high capacity
+        cols.insert(cols.index("$/1k req") + 1, "$/1k range")
     if budget:
         cols.append("budget")
     for col in cols:
@@ -56,6 +59,9 @@ def cost_table(rows: list[CostRow], title: str, budget: dict[int, BudgetStatus] 
         cells = [r.kind, f"{r.provider} {r.region}", r.sku, r.pricing.replace("_", " "), _money(r.hourly_price, 3),
                  _money(r.cost_per_1k_requests), _money(r.cost_per_1m_output_tokens, 2),
                  "—" if r.replicas_at_peak is None else str(r.replicas_at_peak), _money(r.monthly_cost, 0)]
+        if ranged:
+            cells.insert(cols.index("$/1k range"), f"{_money(r.cost_per_1k_requests_low)}–"
+                                                   f"{_money(r.cost_per_1k_requests_high)}")
         if budget:
             b = budget.get(i)
             cells.append(f"[{colour[b.status]}]{b.status} {b.used:.0%}[/]" if b else "—")

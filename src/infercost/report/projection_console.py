@@ -28,7 +28,8 @@ def print_calibration(console: Console, eff: Any, stats: dict, rows: list[dict],
 
 
 def print_projection(console: Console, projector: Any, lengths: Any, summary: Any, capacity: Any,
-                     rows: list) -> None:
+                     rows: list, band: tuple[float | None, float | None] = (None, None), confidence: Any = None,
+                     ) -> None:
     c, m, e = projector.config, projector.memory, projector.efficiency
     console.print(f"[bold]PROJECTED[/] {c['model']} ({c['quantization'] or c['dtype']}) on {c['devices']}x "
                   f"{c['hardware']}, max_num_seqs {c['max_num_seqs']}; expected error ±{e.expected_error:.0%}")
@@ -47,6 +48,10 @@ def print_projection(console: Console, projector: Any, lengths: Any, summary: An
     if capacity.capacity_rps:
         console.print(f"projected capacity under SLO: [bold]{capacity.capacity_rps:g} req/s[/] per replica "
                       f"(next probe {capacity.failed_load} failed; {len(capacity.probes)} simulated probes)")
+        if band[0] is not None or band[1] is not None:
+            console.print(f"  at the error band's ends (simulated): {band[0] or 0:g} to {band[1] or 0:g} req/s")
+        if confidence is not None:
+            console.print(f"  confidence: {confidence.tier} — {confidence.note}", markup=False)
     else:
         console.print(f"no projected capacity: {capacity.status} {capacity.reason or ''}")
     if rows:

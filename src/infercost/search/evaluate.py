@@ -19,7 +19,8 @@ from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, cost_rows, 
 from infercost.errors import InputError
 from infercost.projection.analytic import estimate
 from infercost.projection.project import Lengths, Projector, workload_lengths
-from infercost.projection.setup import calibration_from, projector_for
+from infercost.metrics.intervals import Confidence
+from infercost.projection.setup import calibration_from, capacity_band, confidence_of, projector_for
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.search.space import TrialConfig
 from infercost.search.spec import PROJECTED_ENGINES, StudySpec
@@ -38,6 +39,13 @@ class TrialOutcome(BaseModel):
     reason: str | None = None
     kind: Literal["measured", "projected"] | None = None
     capacity_rps: float | None = None
+    # where the capacity may lie (measured: always-pass to always-fail loads; projected: the error band's ends,
+    # simulated), and the objective at those ends (its low end at the high capacity)
+    capacity_low_rps: float | None = None
+    capacity_high_rps: float | None = None
+    objective_low: float | None = None
+    objective_high: float | None = None
+    confidence: Confidence | None = None
     ttft_p95_ms: float | None = None  # at the capacity probe
     slo_observed: dict[str, float | None] = Field(default_factory=dict)  # every SLO statistic at the capacity probe
     probes: int | None = None
@@ -78,6 +86,7 @@ class Evaluator:
         self.quality_dir = Path(store.root) / "quality-cache"
         self._lengths: dict[str, Lengths] = {}
         self._capacities: dict[str, CapacityResult] = {}
+        self._bands: dict[str, tuple[float | None, float | None]] = {}
         self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
 
     # ------------------------------------------------------------------ screening
@@ -160,15 +169,18 @@ class Evaluator:
                                                 self.progress)
             else:
                 result = await projector.capacity(self.workload, self.lengths(cfg.model), self.projected_options())
+                if result.capacity_rps:
+                    self._bands[capacity_key] = await capacity_band(projector, self.workload,
+                                                                    self.lengths(cfg.model), self.projected_options())
         except InputError as exc:
             return TrialOutcome(config=cfg, status="infeasible", reason=str(exc))
         except Exception as exc:  # an engine crash mid-search is this configuration's result, not the study's
             return TrialOutcome(config=cfg, status="infeasible", reason=f"{type(exc).__name__}: {exc}"[:500])
         self._capacities[capacity_key] = result
-        return await self._priced(cfg, deployment, projector, result, measure)
+        return await self._priced(cfg, deployment, projector, result, measure, self._bands.get(capacity_key))
 
     async def _priced(self, cfg: TrialConfig, deployment: Deployment, projector: Projector, result: CapacityResult,
-                      measured: bool) -> TrialOutcome:
+                      measured: bool, band: tuple[float | None, float | None] | None = None) -> TrialOutcome:
         kind = "measured" if measured else "projected"
         base = dict(config=cfg, kind=kind, evidence=result.provenance.get("capacity_dir"),
                     expected_error=None if measured else projector.efficiency.expected_error)
@@ -187,15 +199,20 @@ class Evaluator:
             eff = projector.efficiency
             tp = projected_throughput(result.capacity_rps, sum(lengths.prompt) / len(lengths.prompt),
                                       sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
-                                      eff.source, eff.expected_error)
+                                      eff.source, eff.expected_error, band or (None, None), confidence_of(projector))
             offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
         rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
         if not rows:
             return TrialOutcome(**base, status="infeasible", capacity_rps=result.capacity_rps,
                                 reason=f"no catalog offer with a {cfg.pricing} price for {cfg.hardware}")
         row = min(rows, key=lambda r: (r.cost_per_1k_requests, r.monthly_cost or 0))
-        objective = row.cost_per_1k_requests if self.spec.objective == "cost_per_1k_requests" else row.monthly_cost
+        by_cost = self.spec.objective == "cost_per_1k_requests"
+        objective = row.cost_per_1k_requests if by_cost else row.monthly_cost
         outcome = TrialOutcome(**base, status="feasible", capacity_rps=result.capacity_rps, ttft_p95_ms=ttft,
+                               capacity_low_rps=tp.capacity_low_rps, capacity_high_rps=tp.capacity_high_rps,
+                               objective_low=row.cost_per_1k_requests_low if by_cost else row.monthly_cost_low,
+                               objective_high=row.cost_per_1k_requests_high if by_cost else row.monthly_cost_high,
+                               confidence=tp.confidence,
                                slo_observed=dict(best.slo_observed) if best else {}, probes=len(result.probes),
                                requests_per_probe=result.requests_per_probe, cost=row, objective=objective)
         await self._quality(outcome, deployment, measured)
@@ -232,11 +249,15 @@ class Evaluator:
             c["quality"] = 0.0 if o.quality_met else 1.0
         elif wants_quality:  # a configuration is not recommended on a quality bar nobody checked
             c["quality"] = 1.0
+        pessimistic = self.spec.constraints.decision == "pessimistic"
         if self.spec.constraints.min_capacity_rps:
-            c["min_capacity"] = self.spec.constraints.min_capacity_rps - (o.capacity_rps or 0)
+            capacity = (o.capacity_low_rps if pessimistic and o.capacity_low_rps is not None else o.capacity_rps)
+            c["min_capacity"] = self.spec.constraints.min_capacity_rps - (capacity or 0)
         budget = self.workload.budget
         if self.spec.constraints.budget and budget is not None and o.cost and o.cost.monthly_cost is not None:
-            c["budget"] = o.cost.monthly_cost - budget.monthly
+            monthly = (o.cost.monthly_cost_high if pessimistic and o.cost.monthly_cost_high is not None
+                       else o.cost.monthly_cost)
+            c["budget"] = monthly - budget.monthly
         o.constraints = c
         violated = [k for k, v in c.items() if v > 0]
         if violated:

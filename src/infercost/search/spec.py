@@ -104,6 +104,9 @@ class Constraints(Spec):
     quality: bool = Field(default=True, description="apply the workload's quality target")
     min_capacity_rps: float | None = Field(default=None, gt=0, description="per replica")
     budget: bool = Field(default=True, description="monthly cost within the workload's budget")
+    decision: Literal["pessimistic", "central"] = Field(
+        default="pessimistic", description="judge min_capacity and budget at the unfavourable end of each figure's "
+        "interval (pessimistic) or at its central value")
 
 
 class Baseline(Spec):
