@@ -289,3 +289,37 @@ def test_answers_the_server_failed_stop_quality_in_one_line_and_are_not_cached(t
     assert "500" in line and "injected failure" in line
     cached = [json.loads(p.read_text()) for p in (tmp_path / "res" / "quality-cache").glob("*.json")]
     assert cached and all(len(c["answers"]) == 3 for c in cached)  # only the answers that came back
+
+
+def test_run_repeats_replays_on_one_engine_and_pools_them(tmp_path, capsys):
+    """`run --repeats 3` against the stub server: one parent run holding each replay under replays/, a summary
+    pooling every replay's records, and each replay's figures with their spread; `show` reads the parent."""
+    with stub_server(tokens=3, ttft_ms=5) as url:
+        code, out, err = run_cli(capsys, write_workload(tmp_path, n=10, rate=50, extra="slo: {ttft_ms: {p50: 5000}}\n"),
+                                 write_deployment(tmp_path, url), tmp_path / "res", "--repeats", "3")
+    assert code == EXIT_OK, err
+    run = only_run(tmp_path / "res")  # one parent run; the replays are inside it
+    assert run.manifest["status"] == "completed" and run.manifest["repeats"] == 3
+    replays = sorted((run.directory / "replays").iterdir())
+    assert len(replays) == 3 and run.manifest["replays"] == [f"replays/{p.name}" for p in replays]
+    singles = [load_run(p) for p in replays]
+    assert all(r.manifest["status"] == "completed" and r.summary["requests"] == 10 for r in singles)
+    assert [r.manifest["workload"]["traffic"]["seed"] for r in singles] == [0, 1, 2]  # a different draw each
+    s = run.summary
+    assert s["requests"] == 30 and s["latency"]["ttft_ms"]["count"] == 30 and s["slo_met"] is True
+    throughputs = [r.summary["request_throughput_rps"] for r in singles]
+    assert s["request_throughput_rps"] == pytest.approx(sum(throughputs) / 3)
+    assert s["duration_s"] == pytest.approx(sum(r.summary["duration_s"] for r in singles))  # end to end
+    rep = s["repeats"]
+    assert rep["n"] == 3 and [r["run_dir"] for r in rep["runs"]] == run.manifest["replays"]
+    assert [r["request_throughput_rps"] for r in rep["runs"]] == pytest.approx(throughputs)
+    assert rep["spread"]["request_throughput_rps"]["n"] == 3
+    assert rep["spread"]["ttft_ms.p95"]["min"] <= rep["spread"]["ttft_ms.p95"]["max"]
+    assert len(run.measured) == 30 and set(run.measured["replay"]) == {1, 2, 3}
+    assert "3 replays on one engine" in out and "│ cv │" in out
+    assert main(["show", str(run.directory)]) == EXIT_OK
+    assert "3 replays on one engine" in capsys.readouterr().out
+
+    code, out, err = run_cli(capsys, write_workload(tmp_path), write_deployment(tmp_path, "http://127.0.0.1:9/v1"),
+                             tmp_path / "bad", "--repeats", "11")
+    assert code == EXIT_BAD_INPUT and "repeats" in err and not (tmp_path / "bad").exists()

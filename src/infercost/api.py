@@ -85,11 +85,15 @@ def _checked(workload, deployment, workload_overrides, deployment_overrides) -> 
 
 def run(workload: Workload | PathLike, deployment: Deployment | dict | PathLike | None = None, *,
         results_dir: PathLike = "results", progress: Progress | None = None, workload_overrides: Sequence[str] = (),
-        deployment_overrides: Sequence[str] = ()) -> Measurement:
+        deployment_overrides: Sequence[str] = (), repeats: int = 1) -> Measurement:
     """Replay the workload against one deployment and measure it. The run directory (`.run_dir`) holds the
-    manifest, the per-request records and the summary. Overrides are `KEY=VALUE` strings, as `--set` takes."""
+    manifest, the per-request records and the summary. Overrides are `KEY=VALUE` strings, as `--set` takes.
+    `repeats` > 1 (at most 10) starts the engine once and replays the workload that many times: the run directory
+    then holds each replay under `replays/` and a summary of them pooled, with their spread in `summary.repeats`."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 10:
+        raise InputError(f"repeats {repeats!r}: expected a whole number from 1 to 10", source="run", field="repeats")
     w, d = _checked(workload, deployment, workload_overrides, deployment_overrides)
-    return measure_sync(w, d, RunStore(results_dir), progress)
+    return measure_sync(w, d, RunStore(results_dir), progress, repeats=repeats)
 
 
 def capacity(workload: Workload | PathLike, deployment: Deployment | dict | PathLike | None = None, *,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -16,12 +16,13 @@ from infercost.engines.memory import InsufficientMemory
 from infercost.errors import InputError
 from infercost.loadgen import LoadGenerator, RequestRecord
 from infercost.metrics import RunSummary, summarize
+from infercost.metrics.intervals import spread
 from infercost.metrics.memory import MemorySampler
 from infercost.redact import redact_text
 from infercost.spec.workload import SyntheticPrompts, Workload
 from infercost.store import RunStore, RunWriter
 from infercost.store.manifest import run_manifest
-from infercost.store.runs import ResultsWriteError
+from infercost.store.runs import ResultsWriteError, stored_path
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
 
@@ -40,6 +41,7 @@ class Measurement:
     reason: str | None = None
     stopped_early: str | None = None  # why the load stopped before its plan (a capacity probe's guard, an abort)
     error_limit_exceeded: bool = False  # more requests failed than the workload's slo.max_error_rate allows
+    records: list[RequestRecord] | None = field(default=None, repr=False)  # this replay's, in memory
 
 
 class Progress:
@@ -235,7 +237,7 @@ async def _replay(workload: Workload, engine: Engine, requests: list[Request], w
     if status == "interrupted":
         raise KeyboardInterrupt
     return Measurement(writer.dir, status, summary, startup_s, reason=reason, stopped_early=generator.stopped_reason,
-                       error_limit_exceeded=bool(limit and limit["exceeded"]))
+                       error_limit_exceeded=bool(limit and limit["exceeded"]), records=list(generator.records))
 
 
 def _record_verdict(deployment: Deployment, verdict: str) -> None:
@@ -254,9 +256,163 @@ async def quiet_stop(engine: Engine) -> None:
 
 
 def measure_sync(workload: Workload, deployment: Deployment, store: RunStore, progress: Progress | None = None,
-                 ) -> Measurement:
+                 repeats: int = 1) -> Measurement:
+    if repeats > 1:
+        return asyncio.run(measure_repeated(workload, deployment, store, repeats, progress))
     return asyncio.run(measure(workload, deployment, store, progress))
 
 
-__all__ = ["EngineStartFailed", "Measurement", "Progress", "check_runnable", "error_limit", "measure", "measure_sync",
-           "start_engine"]
+# ------------------------------------------------------------------ repeated replays
+
+REPEAT_FIGURES = {  # what each replay reports, and whose spread across replays is given
+    "request_throughput_rps": lambda s: s.request_throughput_rps,
+    "output_token_throughput_tps": lambda s: s.output_token_throughput_tps,
+    "ttft_ms.p50": lambda s: s.latency["ttft_ms"].stats.get("p50"),
+    "ttft_ms.p95": lambda s: s.latency["ttft_ms"].stats.get("p95"),
+    "tpot_ms.p50": lambda s: s.latency["tpot_ms"].stats.get("p50"),
+    "tpot_ms.p95": lambda s: s.latency["tpot_ms"].stats.get("p95"),
+    "e2e_ms.p95": lambda s: s.latency["e2e_ms"].stats.get("p95"),
+    "goodput_rps": lambda s: s.goodput_rps,
+}
+REPEAT_WARMUP = "first replay only: the engine stays up and warm between replays"
+
+
+def replay_workload(workload: Workload, index: int) -> Workload:
+    """The `index`-th replay (from 0): the workload's seed + index draws its arrivals and prompts, so replays show the
+    noise of a different draw as well as the machine's; warm-up requests go before the first replay only."""
+    t = workload.traffic
+    update: dict[str, Any] = {"seed": t.seed + index}
+    if index:
+        update["warmup_requests"] = 0
+    return workload.model_copy(update={"traffic": t.model_copy(update=update)})
+
+
+def end_to_end(replays: Sequence[Sequence[RequestRecord]]) -> list[RequestRecord]:
+    """The replays' measured records (warm-up left out) on one timeline, each replay starting where the one before
+    ended, so that the pooled run's duration is the sum of theirs and its rates are the pooled requests over that
+    time. Latencies are differences of times within a request: they do not change."""
+    out: list[RequestRecord] = []
+    offset = 0.0
+    for records in replays:
+        records = [r for r in records if not r.warmup]
+        times = [t for r in records for t in (r.sent_s, r.end_s) if t is not None]
+        if not times:
+            continue
+        shift = offset - min(times)
+
+        def moved(t: float | None) -> float | None:
+            return None if t is None else t + shift
+
+        for r in records:
+            out.append(replace(r, scheduled_s=moved(r.scheduled_s), sent_s=moved(r.sent_s),
+                               first_token_s=moved(r.first_token_s), end_s=moved(r.end_s),
+                               token_times_s=[t + shift for t in r.token_times_s]))
+        offset += max(times) - min(times)
+    return out
+
+
+def pooled_summary(replays: Sequence[Measurement], workload: Workload, base: str | Path) -> RunSummary:
+    """One summary over every replay: latency distributions, their intervals and the SLO verdict from all records
+    pooled; throughputs and goodput the mean of the replays'; `repeats` with each replay's figures and their
+    spread."""
+    done = [m for m in replays if m.summary is not None]
+    pooled = summarize(end_to_end([m.records or [] for m in done]), workload.slo)
+    summaries = [m.summary for m in done if m.summary.requests]
+
+    def mean(values: list[float | None]) -> float | None:
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    update: dict[str, Any] = {}
+    if summaries:
+        for name in ("request_throughput_rps", "output_token_throughput_tps", "total_token_throughput_tps"):
+            update[name] = mean([getattr(s, name) for s in summaries])
+        update["goodput_rps"] = mean([s.goodput_rps for s in summaries]) if pooled.goodput_rps is not None else None
+    memories = [m.summary.memory for m in done if m.summary.memory]
+    if memories:
+        memory = dict(memories[-1])
+        for key in ("peak_rss_bytes", "peak_gpu_used_bytes"):
+            peaks = [mem[key] for mem in memories if mem.get(key) is not None]
+            if peaks:
+                memory[key] = max(peaks)
+        update["memory"] = memory
+    runs = []
+    for m in replays:
+        row: dict[str, Any] = {"run_dir": stored_path(m.run_dir, base), "status": m.status}
+        if m.summary is not None:
+            row.update({k: f(m.summary) for k, f in REPEAT_FIGURES.items()})
+            row["slo_met"] = m.summary.slo_met
+        runs.append(row)
+    update["repeats"] = {
+        "n": len(replays), "warmup": REPEAT_WARMUP, "runs": runs,
+        "spread": {k: spread([f(m.summary) for m in done]) for k, f in REPEAT_FIGURES.items()},
+    }
+    return pooled.model_copy(update=update)
+
+
+async def measure_repeated(workload: Workload, deployment: Deployment, store: RunStore, repeats: int,
+                           progress: Progress | None = None) -> Measurement:
+    """Start the engine once and replay the workload `repeats` times. The run directory holds `replays/<run>` (each
+    a complete run), replays.jsonl (one row per replay) and summary.json: the replays pooled, with their spread under
+    `repeats`. The run is failed as soon as one replay fails (what was measured is kept and summarised)."""
+    progress = progress or Progress()
+    check_runnable(workload, deployment)
+    requests = build_requests(workload)
+    writer = store.new_run(f"{workload.name}-{deployment.label()}-x{repeats}",
+                           run_manifest("measured", workload, deployment), records="replays",
+                           summary_name="summary.json")
+    writer.update(repeats=repeats)
+    try:
+        engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress, requests)
+    except InputError as exc:
+        writer.finish("failed", None, reason=str(exc))
+        raise
+    except EngineStartFailed as exc:
+        writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
+        return Measurement(writer.dir, "infeasible", None, None, exc.reason)
+
+    replay_store = RunStore(writer.dir / "replays")
+    replays: list[Measurement] = []
+    status: str = "interrupted"
+    described: dict[str, Any] = {}
+    try:
+        for i in range(repeats):
+            m = await measure(replay_workload(workload, i), deployment, replay_store, progress, engine=engine,
+                              run_name=f"replay{i + 1:02d}")
+            replays.append(m)
+            writer.add({"replay": i + 1, "run_dir": stored_path(m.run_dir, writer.dir), "status": m.status,
+                        "reason": m.reason})
+            if m.status != "completed":
+                break
+        status = "completed"
+    finally:
+        try:
+            described = engine.describe()
+        except Exception as exc:
+            described = {"engine": getattr(engine, "name", "?"), "describe_error": f"{type(exc).__name__}: {exc}"}
+        await quiet_stop(engine)
+        if status != "completed":
+            writer.finish(status, None, engine=described, startup_s=startup_s,
+                          replays=[stored_path(m.run_dir, writer.dir) for m in replays])
+    reason = None
+    broken = next((m for m in replays if m.status != "completed"), None)
+    if broken is not None:
+        status = "failed"
+        reason = f"replay {replays.index(broken) + 1} of {repeats} {broken.status}: {broken.reason}"
+    summary = pooled_summary(replays, workload, writer.dir)
+    limit = error_limit(summary, workload)
+    fields: dict[str, Any] = dict(engine=described, memory=summary.memory, startup_s=startup_s, error_limit=limit,
+                                  replays=[stored_path(m.run_dir, writer.dir) for m in replays])
+    if reason:
+        fields["reason"] = reason
+    try:
+        status = writer.finish(status, summary.model_dump(mode="json"), **fields)
+        reason = writer.manifest.reason or reason
+    except ResultsWriteError as exc:
+        status, reason = "failed", f"writing results failed: {exc.strerror or exc}"
+    return Measurement(writer.dir, status, summary, startup_s, reason=reason,
+                       error_limit_exceeded=bool(limit and limit["exceeded"]))
+
+
+__all__ = ["EngineStartFailed", "Measurement", "Progress", "check_runnable", "error_limit", "measure",
+           "measure_repeated", "measure_sync", "start_engine"]

@@ -10,7 +10,7 @@ from infercost.capacity.guards import QueueGrowth, SloAlreadyLost, first_of
 from infercost.capacity.probes import capacity_found, no_capacity, probe_from_summary
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
 from infercost.capacity.result import load_capacity  # noqa: F401  (importable from here, where it was)
-from infercost.capacity.search import search_capacity
+from infercost.capacity.search import repeat_edges, search_capacity
 from infercost.measure import EngineStartFailed, Progress, quiet_stop, measure, start_engine
 from infercost.spec.workload import Traffic, Workload
 from infercost.store import RunStore
@@ -32,12 +32,14 @@ class CapacityProgress(Progress):
     def probe_done(self, probe: Probe) -> None: ...
 
 
-def probe_workload(workload: Workload, options: CapacityOptions, load: float, requests: int, first: bool) -> Workload:
+def probe_workload(workload: Workload, options: CapacityOptions, load: float, requests: int, first: bool,
+                   run: int = 0) -> Workload:
     """The workload with its traffic replaced by one probe's load. Open-loop probes keep the workload's arrival
     process (Poisson unless it says constant or gamma); warm-up runs before the first probe only (the engine stays
-    up between probes)."""
+    up between probes). The `run`-th repeat at a load draws its arrivals and prompts with the workload's seed + run,
+    so repeats see the noise of a different draw as well as the machine's."""
     t = workload.traffic
-    common = dict(request_timeout_s=t.request_timeout_s, seed=t.seed,
+    common = dict(request_timeout_s=t.request_timeout_s, seed=t.seed + run,
                   warmup_requests=t.warmup_requests if first else 0)
     if options.mode == "concurrency":
         users = int(load)
@@ -74,7 +76,8 @@ async def measure_capacity(workload: Workload, deployment: Deployment, store: Ru
     limit = options.max_in_flight or 4 * int(getattr(deployment, "max_num_seqs", 256) or 256)
 
     async def probe(load: float, phase: str, index: int) -> Probe:
-        pw = probe_workload(workload, options, load, per_probe, first=index == 0)
+        pw = probe_workload(workload, options, load, per_probe, first=index == 0,
+                            run=sum(1 for p in done if p.load == load))
         planned = pw.traffic.num_requests
         progress.probe_started(index, phase, load, options.mode, planned)
         guard = first_of(SloAlreadyLost(workload.slo, planned), QueueGrowth(limit))
@@ -94,7 +97,7 @@ async def measure_capacity(workload: Workload, deployment: Deployment, store: Ru
     done: list[Probe] = []
     status = "interrupted"
     try:
-        outcome = await search_capacity(probe, options)
+        outcome = await repeat_edges(probe, await search_capacity(probe, options), options.repeats)
         status = "completed"
     except ProbeRunFailed as exc:
         status = "failed"

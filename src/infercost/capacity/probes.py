@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from infercost.capacity.result import CapacityResult, Probe
-from infercost.capacity.search import SearchOutcome
+from infercost.capacity.search import Edges, SearchOutcome, edges
 from infercost.metrics import RunSummary
+from infercost.metrics.intervals import spread
 
 
 def probe_from_summary(index: int, phase: str, load: float, summary: RunSummary | None, stopped: str | None = None,
@@ -40,15 +41,54 @@ def probe_from_summary(index: int, phase: str, load: float, summary: RunSummary 
 
 
 def capacity_found(outcome: SearchOutcome, **fields: Any) -> CapacityResult:
-    """The result of a search that ran: the highest passing load, and the requests per second served there, which
-    cost is computed from (the offered rate in rate mode; what the users achieved in concurrency mode)."""
-    best = next((p for p in reversed(outcome.probes) if p.passed and p.load == outcome.best), None)
-    capacity_rps = None
-    if best is not None:
-        capacity_rps = best.load if fields["mode"] == "rate" else best.achieved_rps
-    return CapacityResult(**fields, status=outcome.status, capacity_load=outcome.best, capacity_rps=capacity_rps,
-                          capacity_output_tps=best.output_tps if best else None, failed_load=outcome.failed,
-                          precision_reached=outcome.precision, probes=outcome.probes)
+    """The result of a search that ran: the highest load at which every run passed (with one run per load, the
+    highest passing load), and the requests per second served there, which cost is computed from (the offered rate in
+    rate mode; the least the users achieved across its runs in concurrency mode). The interval [low, high) brackets
+    the true capacity. Where an edge's runs disagree the result is `unstable`, with the reason and the spread."""
+    mode = fields["mode"]
+    e = edges(outcome.probes, outcome.repeats)
+
+    def served(load: float | None, pick: Any) -> float | None:
+        if load is None:
+            return None
+        if mode == "rate":
+            return load
+        values = [p.achieved_rps for p in e.runs[load] if p.achieved_rps is not None]
+        return pick(values) if values else None
+
+    low_rps, high_rps = served(e.low, min), served(e.high, max)
+    output = [p.output_tps for p in e.runs.get(e.low, []) if p.output_tps is not None]
+    status, reason = outcome.status, fields.pop("reason", None)
+    if e.stable is False:
+        status, reason = "unstable", unstable_reason(e, mode)
+    precision = None if e.low is None or e.high is None else (e.high - e.low) / e.low
+    spreads = {f"{load:g}": edge_spread(ps) for load, ps in sorted(e.runs.items()) if len(ps) > 1}
+    return CapacityResult(**fields, status=status, reason=reason, capacity_load=e.low, capacity_rps=low_rps,
+                          capacity_output_tps=min(output) if output else None, failed_load=e.high,
+                          precision_reached=precision, probes=outcome.probes, repeats=outcome.repeats,
+                          capacity_low_rps=low_rps, capacity_high_rps=high_rps, stable=e.stable, edge_spread=spreads)
+
+
+def edge_spread(runs: list[Probe]) -> dict[str, Any]:
+    """Run-to-run spread at one load: each SLO statistic observed, and the requests per second served."""
+    keys = dict.fromkeys(k for p in runs for k in p.slo_observed)
+    out: dict[str, Any] = {k: spread([p.slo_observed.get(k) for p in runs]) for k in keys}
+    out["achieved_rps"] = spread([p.achieved_rps for p in runs])
+    return out
+
+
+def unstable_reason(e: Edges, mode: str) -> str:
+    unit = "users" if mode == "concurrency" else "req/s"
+    parts = []
+    for load in e.mixed:
+        runs = e.runs[load]
+        text = f"at {load:g} {unit} {sum(p.passed for p in runs)} of {len(runs)} runs passed"
+        key = next((k for p in runs for k in p.slo_observed if not k.startswith("error")), None)
+        s = spread([p.slo_observed.get(key) for p in runs]) if key else None
+        if s is not None:
+            text += f"; {key} ranged {s['min']:.4g}–{s['max']:.4g} ms across runs"
+        parts.append(text)
+    return "unstable within noise: " + "; ".join(parts)
 
 
 def no_capacity(status: str, reason: str | None, probes: list[Probe] | None = None, **fields: Any) -> CapacityResult:

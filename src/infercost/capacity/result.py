@@ -18,7 +18,8 @@ from infercost.spec.vocabulary import percentile
 class CapacityOptions(Spec):
     """How to search. Rate mode (open loop, Poisson unless the workload says otherwise) doubles the arrival rate from
     `start` until a probe fails, then bisects until the bracket is within `precision` of the capacity. Concurrency
-    mode (closed loop) does the same over whole numbers of users."""
+    mode (closed loop) does the same over whole numbers of users. With `repeats` > 1 the two edges are then re-run
+    (on top of `max_probes`: at most 2 x (repeats - 1) more probes)."""
 
     mode: Literal["rate", "concurrency"] = "rate"
     start: float | None = Field(default=None, gt=0, description="first load: req/s or users (default: 1)")
@@ -34,6 +35,11 @@ class CapacityOptions(Spec):
     requests: int | None = Field(default=None, gt=0, description="fixed requests per probe (overrides the rule)")
     max_in_flight: int | None = Field(
         default=None, gt=0, description="stop a probe whose queue exceeds this (default 4 x max_num_seqs)"
+    )
+    repeats: int = Field(
+        default=1, ge=1, le=10,
+        description="runs wanted at each edge (highest pass, lowest fail): after the search, the edges are re-run "
+                    "until each has this many, and a verdict that changes between runs is reported as unstable",
     )
 
 
@@ -63,7 +69,7 @@ def sample_rule(options: CapacityOptions, slo: SLO) -> tuple[int, str]:
 
 class Probe(BaseModel):
     index: int
-    phase: Literal["grow", "shrink", "bisect"]
+    phase: Literal["grow", "shrink", "bisect", "repeat"]  # repeat: an edge re-run
     load: float
     passed: bool
     reason: str | None = None  # the first failed check, or why the probe stopped early
@@ -83,11 +89,13 @@ class CapacityResult(BaseModel):
     workload: str
     deployment: str
     mode: Literal["rate", "concurrency"]
-    status: Literal["found", "below_min", "at_max", "probe_limit", "infeasible", "failed"]
+    # unstable: an edge's verdict changed between its runs (repeats > 1); the capacity is then the highest load at
+    # which every run passed
+    status: Literal["found", "below_min", "at_max", "probe_limit", "infeasible", "failed", "unstable"]
     capacity_load: float | None  # req/s offered (rate mode) or users (concurrency mode) at the best passing probe
     capacity_rps: float | None  # requests per second served at that probe: what cost is computed from
     capacity_output_tps: float | None
-    failed_load: float | None  # the lowest failing load above it
+    failed_load: float | None  # the lowest load above it at which every run failed
     precision_reached: float | None
     precision_asked: float
     requests_per_probe: int
@@ -96,6 +104,15 @@ class CapacityResult(BaseModel):
     reason: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    repeats: int = 1  # runs asked at each edge
+    # The interval the true capacity lies in, [low, high), in req/s served: low at the highest load where every run
+    # passed (the least served there, in concurrency mode), high at the lowest load above it where every run failed
+    # (the most served there); None where no such load was probed
+    capacity_low_rps: float | None = None
+    capacity_high_rps: float | None = None
+    stable: bool | None = None  # True when every run at each edge agreed; None without repeats
+    # "<load>" -> {"ttft_ms.p95": spread, ..., "achieved_rps": spread}, for every load run more than once
+    edge_spread: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def best_probe(self) -> Probe | None:
         passing = [p for p in self.probes if p.passed and p.load == self.capacity_load]

@@ -1,7 +1,9 @@
 """The search itself, independent of how a probe is run (a measured run here, a simulation for projections): grow the
 load geometrically until a probe fails, then bisect the bracket [highest pass, lowest fail] until it is within the
 precision asked. It assumes that more load never makes latency better, which holds for a stable server in steady
-state; each probe is kept, so a reader can see where noise made the bracket move."""
+state; each probe is kept, so a reader can see where noise made the bracket move. Noise near the edge is measured
+rather than assumed away: `repeat_edges` re-runs the highest pass and the lowest fail, and `edges` reads the
+verdict of every load from all of its runs."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ ProbeFn = Callable[[float, str, int], Awaitable[Probe]]  # (load, phase, index) 
 @dataclass
 class SearchOutcome:
     status: str  # found | at_max | below_min | probe_limit
-    best: float | None
+    best: float | None  # the search's highest passing load and lowest failing one (its first run's verdicts)
     failed: float | None
     probes: list[Probe] = field(default_factory=list)
+    repeats: int = 1  # runs wanted at each edge (repeat_edges)
 
     @property
     def precision(self) -> float | None:
@@ -82,3 +85,40 @@ async def search_capacity(probe: ProbeFn, options: CapacityOptions) -> SearchOut
             mid = math.floor(mid)
         await run(mid, "bisect")
     return out
+
+
+async def repeat_edges(probe: ProbeFn, out: SearchOutcome, repeats: int) -> SearchOutcome:
+    """Re-run the edges the search found, the highest pass and then the lowest fail, until each has `repeats` runs
+    (phase "repeat"). They do not move `best` or `failed`: `edges` reads the verdicts from all runs. This comes on
+    top of the search's probe budget: at most 2 x (repeats - 1) more probes."""
+    out.repeats = max(1, repeats)
+    for edge in (out.best, out.failed):
+        if edge is None:
+            continue
+        while sum(1 for p in out.probes if p.load == edge) < out.repeats:
+            out.probes.append(await probe(edge, "repeat", len(out.probes)))
+    return out
+
+
+@dataclass
+class Edges:
+    """What every run at every load says together. `low` is the highest load at which every run passed, `high` the
+    lowest load above it at which every run failed: the capacity lies in [low, high). `mixed` holds the loads whose
+    runs disagree; `stable` is None without repeats."""
+
+    low: float | None
+    high: float | None
+    mixed: list[float]
+    stable: bool | None
+    runs: dict[float, list[Probe]]
+
+
+def edges(probes: list[Probe], repeats: int = 1) -> Edges:
+    runs: dict[float, list[Probe]] = {}
+    for p in probes:
+        runs.setdefault(p.load, []).append(p)
+    low = max((load for load, ps in runs.items() if all(p.passed for p in ps)), default=None)
+    high = min((load for load, ps in runs.items() if not any(p.passed for p in ps) and (low is None or load > low)),
+               default=None)
+    mixed = sorted(load for load, ps in runs.items() if len({p.passed for p in ps}) > 1)
+    return Edges(low, high, mixed, None if repeats <= 1 else not mixed, runs)

@@ -10,7 +10,7 @@ from infercost.cli.common import (EXIT_NOT_MET, EXIT_OK, EXIT_RUN_FAILED, consol
                                   options_from, parent)
 
 CAPACITY_OPTIONS = ("mode", "start", "precision", "max_load", "max_probes", "tail_samples", "min_requests", "requests",
-                    "max_in_flight")
+                    "max_in_flight", "repeats")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with engine_output_to_stderr(), RichProgress() as progress:
         result = api.run(args.workload, args.deployment, results_dir=args.results_dir,
                          progress=None if args.quiet else progress, workload_overrides=args.workload_set,
-                         deployment_overrides=args.set)
+                         deployment_overrides=args.set, repeats=args.repeats)
     out = console()
     if result.status == "infeasible":
         out.print(f"[red]deployment infeasible here:[/] {result.reason}", highlight=False, soft_wrap=True)
@@ -93,6 +93,9 @@ def add_parsers(sub) -> None:
     run = sub.add_parser("run", parents=[common, parent("quiet", "json")],
                          help="replay a workload against one deployment and measure it")
     run.add_argument("workload", help="workload YAML")
+    run.add_argument("--repeats", type=int, default=1,
+                     help="replay the workload this many times on one engine (1-10): the summary pools them and "
+                          "gives their spread")
     run.set_defaults(func=cmd_run)
 
     quality = sub.add_parser("quality", parents=[common, parent("json")],
@@ -113,4 +116,7 @@ def add_parsers(sub) -> None:
     cap.add_argument("--min-requests", type=int)
     cap.add_argument("--requests", type=int, help="fixed requests per probe instead of the sample rule")
     cap.add_argument("--max-in-flight", type=int, help="stop a probe whose queue exceeds this")
+    cap.add_argument("--repeats", type=int,
+                     help="runs at each edge (1-10, default 1): the highest pass and lowest fail are re-run until "
+                          "each has this many; an edge whose runs disagree makes the result unstable")
     cap.set_defaults(func=cmd_capacity)

@@ -105,6 +105,8 @@ def print_summary(console: Console, manifest: dict[str, Any], summary: dict[str,
                       + (f", peak GPU {gib('peak_gpu_used_bytes')}" if mem.get("peak_gpu_used_bytes") else ""))
     for error, count in list(s["errors"].items())[:5]:
         console.print(f"[red]{count} × {error}[/]", markup=True, highlight=False)
+    if s.get("repeats"):
+        print_repeats(console, s["repeats"])
     hw = manifest.get("hardware", {})
     engine = manifest.get("engine", {})
     console.print(
@@ -114,6 +116,25 @@ def print_summary(console: Console, manifest: dict[str, Any], summary: dict[str,
         + " ".join(f"{k} {v}" for k, v in engine.items() if k.endswith("_version"))
         + (f", start-up {manifest['startup_s']:.1f} s" if manifest.get("startup_s") else "")
     )
+
+
+def print_repeats(console: Console, repeats: dict[str, Any]) -> None:
+    """Each replay's figures, and their spread across replays as the coefficient of variation (the figures above
+    pool them)."""
+    figures = [("request_throughput_rps", "req/s", 2), ("ttft_ms.p50", "ttft p50", 1), ("ttft_ms.p95", "ttft p95", 1),
+               ("tpot_ms.p50", "tpot p50", 1), ("tpot_ms.p95", "tpot p95", 1), ("e2e_ms.p95", "e2e p95", 1),
+               ("goodput_rps", "good/s", 2)]
+    table = Table(title=f"{repeats['n']} replays on one engine (pooled above)", title_justify="left")
+    for col in ("#", *(label for _, label, _ in figures), "SLO"):
+        table.add_column(col, justify="right")
+    for i, r in enumerate(repeats.get("runs", []), 1):
+        slo = {True: "[green]pass[/]", False: "[red]FAIL[/]"}.get(r.get("slo_met"), r.get("status", "—"))
+        table.add_row(str(i), *(_fmt(r.get(k), d) for k, _, d in figures), slo)
+    spread = repeats.get("spread") or {}
+    cvs = [(spread.get(k) or {}).get("cv") for k, _, _ in figures]
+    table.add_row("cv", *("—" if cv is None else f"{cv:.1%}" for cv in cvs), "")
+    console.print(table)
+    console.print(f"replays kept under replays/; warm-up: {repeats.get('warmup', '?')}", highlight=False)
 
 
 def print_quality(console: Console, summary: Any, worst: int = 5) -> None:
@@ -154,13 +175,34 @@ def print_capacity(console: Console, result: Any) -> None:
                       *(_fmt(p.slo_observed.get(k), 0) for k in keys),
                       "[green]pass[/]" if p.passed else f"[red]fail[/] {p.reason or ''}")
     console.print(table)
-    console.print(f"requests per probe: {result.requests_per_probe} ({result.sample_rule})")
+    console.print(f"requests per probe: {result.requests_per_probe} ({result.sample_rule})"
+                  + (f"; {result.repeats} runs at each edge" if getattr(result, "repeats", 1) > 1 else ""))
+    low, high = getattr(result, "capacity_low_rps", None), getattr(result, "capacity_high_rps", None)
+    interval = ("" if low is None else f"interval [{low:.3f}, " + ("—" if high is None else f"{high:.3f}")
+                + ") req/s served: the capacity lies between the highest load where every run passed and the lowest "
+                  "above it where every run failed")
+    stable = getattr(result, "stable", None)
+    if stable is not None:
+        verdict = (f"[green]stable[/]: all {result.repeats} runs agreed at each edge" if stable
+                   else "[yellow]unstable within noise[/]: an edge's runs disagreed; the capacity reported is the "
+                        "highest load at which every run passed")
+    else:
+        verdict = ""
     if result.capacity_load is None:
         console.print(f"[red]no capacity[/] ({result.status}): {result.reason}")
+        if verdict:
+            console.print(verdict)
         return
-    bracket = (f"; the next probe above, {result.failed_load:g} {unit}, failed (bracket "
-               f"{result.precision_reached:.1%}, asked {result.precision_asked:.0%})"
+    bracket = (f"; the next load above, {result.failed_load:g} {unit}, failed" + (" every run" if stable is not None
+               else "") + f" (bracket {result.precision_reached:.1%}, asked {result.precision_asked:.0%})"
                if result.failed_load is not None else "")
     console.print(f"[bold]capacity {result.capacity_load:g} {unit}[/] → {result.capacity_rps:.3f} req/s served, "
                   f"{_fmt(result.capacity_output_tps)} output tok/s{bracket}"
+                  + (f"\n{interval}" if interval else "") + (f"\n{verdict}" if verdict else "")
                   + (f"\n[yellow]{result.reason}[/]" if result.reason else ""))
+    spreads = getattr(result, "edge_spread", None) or {}
+    for load, figures in spreads.items():
+        parts = [f"{k.replace('_ms.', ' ')} {sp['min']:.4g}–{sp['max']:.4g}" + (" ms" if "_ms." in k else "")
+                 for k, sp in figures.items() if sp and not k.startswith("error")]
+        console.print(f"spread at {load} {unit} over {max((sp or {}).get('n', 0) for sp in figures.values())} runs: "
+                      + ", ".join(parts), highlight=False)

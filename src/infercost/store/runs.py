@@ -219,11 +219,23 @@ class Run:
         return self.requests[~self.requests["warmup"].astype(bool)]
 
 
+def _requests(directory: Path) -> pd.DataFrame:
+    parquet = directory / "requests.parquet"
+    return pd.read_parquet(parquet) if parquet.is_file() else read_jsonl(directory / "requests.jsonl")
+
+
 def load_run(directory: str | Path) -> Run:
+    """A stored run. A run of repeated replays (`replays/<run>` under it) reads as their records together, with a
+    `replay` column (1, 2, ...); each replay's times count from its own start."""
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text())
     summary_path = directory / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    parquet = directory / "requests.parquet"
-    requests = pd.read_parquet(parquet) if parquet.is_file() else read_jsonl(directory / "requests.jsonl")
+    requests = _requests(directory)
+    if requests.empty and manifest.get("replays"):
+        frames = [_requests(resolve_stored(rel, directory)).assign(replay=i)
+                  for i, rel in enumerate(manifest["replays"], 1)]
+        frames = [f for f in frames if not f.empty]
+        if frames:
+            requests = pd.concat(frames, ignore_index=True)
     return Run(directory, manifest, summary, requests)
