@@ -237,3 +237,28 @@ def test_report_pareto_front_is_the_search_s_and_a_missing_ttft_knocks_nothing_o
     best = data["recommendation"]["trial"]
     rep = _rebuilt(report, lambda n, o: o.model_copy(update={"ttft_p95_ms": None}) if n == best else o)
     assert set(before) <= {p["trial"] for p in rep["pareto"]}  # no latency figure: it dominates nobody on latency
+
+
+def test_a_too_close_race_is_declined_and_a_clear_lead_is_called(report):
+    _, data, study = report
+    feasible = sorted([(t.number, t.user_attrs["outcome"]["objective"]) for t in study.get_trials()
+                       if t.user_attrs.get("status") == "feasible"], key=lambda x: x[1])
+    (best, cost), (second, _) = feasible[0], feasible[1]
+
+    def race(share):
+        def change(n, o):
+            if o.status != "feasible" or o.objective is None:
+                return o
+            objective = cost * share if n == second else o.objective
+            return o.model_copy(update={"objective": objective, "objective_low": objective * 0.9,
+                                        "objective_high": objective * 1.1})
+        return _rebuilt(report, change)
+
+    close = race(1.05)  # 5% apart with +-10% intervals: they overlap
+    rec = close["recommendation"]
+    assert rec["trial"] == best and rec["versus_runner_up"]["verdict"] == "too close to call"
+    assert close["verdict"].startswith("Too close to call")
+    assert any("too close to call" in a["why_not"] for a in close["alternatives"] if a["trial"] == second)
+    clear = race(1.5)  # 50% apart: the winner's highest estimate is below the runner-up's lowest
+    assert clear["recommendation"]["versus_runner_up"]["verdict"] == "beyond the intervals"
+    assert clear["verdict"].startswith("Cheaper than the runner-up beyond both intervals")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ from infercost.metrics.units import METRICS
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.redact import redact_text, redacted_command
 from infercost.search.evaluate import Evaluator, QualityNotCached, TrialOutcome, no_engine
-from infercost.search.recommendation import (Alternative, BaselineFacts, Evidence, FinOps, Lost, ParetoPoint,
+from infercost.search.recommendation import (Alternative, BaselineFacts, Comparison, Evidence, FinOps, Lost, ParetoPoint,
                                              QualityExample, Recommendation, Sensitivity, SloMargin, TrialCounts,
                                              TrialRow, Winner, WorkloadFacts)
 from infercost.search.results import summary as study_summary
@@ -57,12 +58,18 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     t0, best = feasible[0]
     c = best.cost
     rec.winner = _winner(t0.number, best, rows, workload, found)
+    rec.decision = spec.constraints.decision
     rec.alternatives = [Alternative(trial=t.number, label=o.config.label(), kind=o.kind,
                                     cost_per_1k_requests=o.objective, ttft_p95_ms=o.ttft_p95_ms,
-                                    quality=o.quality_score,
-                                    why_not=f"{o.objective / best.objective - 1:.0%} more per 1k requests than the "
-                                            "recommendation")
+                                    quality=o.quality_score, why_not=_why_not(best, o))
                         for t, o in feasible[1:1 + ALTERNATIVES]]
+    w = rec.winner
+    if len(feasible) > 1:
+        w.versus_runner_up = compare(best, feasible[1][1], "the runner-up")
+    if found.get("baseline") and found["baseline"].get("objective") is not None:
+        w.versus_baseline = compare(best, TrialOutcome.model_validate(found["baseline"]), "the baseline")
+    _settle(w, best, spec)
+    rec.verdict = _verdict(w, feasible)
     rec.pareto = [ParetoPoint(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
                               ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score) for t, o in pareto_front(feasible)]
     rec.placements = placements(best, workload, catalog)[:24]
@@ -112,7 +119,80 @@ def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dic
                                reason=base["reason"]) if base else None,
         slo_margins=margins, quality_score=best.quality_score, quality_ci95=best.quality_ci95,
         quality_met=best.quality_met, quality_source=best.quality_source, binding=binding,
-        expected_error=best.expected_error, price_source=c.price_source, price_as_of=c.price_as_of)
+        expected_error=best.expected_error, price_source=c.price_source, price_as_of=c.price_as_of,
+        confidence=best.confidence, capacity_low_rps=best.capacity_low_rps, capacity_high_rps=best.capacity_high_rps,
+        cost_per_1k_requests_low=c.cost_per_1k_requests_low, cost_per_1k_requests_high=c.cost_per_1k_requests_high,
+        monthly_cost_low=c.monthly_cost_low, monthly_cost_high=c.monthly_cost_high)
+
+
+def objective_interval(o: TrialOutcome) -> tuple[float, float] | None:
+    """The objective's interval, where the trial recorded one (trials stored before intervals have none)."""
+    if o.objective is None or (o.objective_low is None and o.objective_high is None):
+        return None
+    return (o.objective if o.objective_low is None else o.objective_low,
+            o.objective if o.objective_high is None else o.objective_high)
+
+
+def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
+    """Whether `best` is cheaper than `other` even with each at its unfavourable end."""
+    wi, oi = objective_interval(best), objective_interval(other)
+    gap = f"{1 - best.objective / other.objective:.0%} cheaper than {name}" if other.objective else ""
+    base = dict(other=other.config.label(), other_objective=other.objective, other_interval=oi, winner_interval=wi)
+    if wi is None or oi is None:
+        return Comparison(**base, verdict="no intervals", note=f"{gap} (point estimates: no interval recorded)")
+    if wi[1] < oi[0]:
+        return Comparison(**base, verdict="beyond the intervals",
+                          note=f"{gap}, beyond the intervals: at most {wi[1]:.5g} against at least {oi[0]:.5g}")
+    return Comparison(**base, verdict="too close to call",
+                      note=f"{gap} at the central figures, but the intervals overlap ({wi[0]:.5g}–{wi[1]:.5g} against "
+                           f"{oi[0]:.5g}–{oi[1]:.5g}): too close to call on this evidence")
+
+
+def _why_not(best: TrialOutcome, o: TrialOutcome) -> str:
+    text = f"{o.objective / best.objective - 1:.0%} more per 1k requests than the recommendation"
+    verdict = compare(best, o, "it").verdict
+    if verdict == "beyond the intervals":
+        return text + ", beyond the intervals"
+    if verdict == "too close to call":
+        return text + "; the intervals overlap: too close to call"
+    return text
+
+
+def _settle(w: Winner, best: TrialOutcome, spec: StudySpec) -> None:
+    """A projected winner whose smallest SLO margin lies inside its error band: name the measurement that settles
+    it (capacity measured on that hardware)."""
+    if best.kind != "projected" or best.expected_error is None or not w.slo_margins:
+        return
+    tightest = min(m.margin for m in w.slo_margins.values())
+    w.margin_inside_band = tightest < best.expected_error
+    if not w.margin_inside_band:
+        return
+    deployment = best.config.deployment(spec.fixed)
+    sets = " ".join(f"--set {k}={v}" for k, v in deployment.items() if isinstance(v, (str, int, float, bool)))
+    where = "this machine" if best.config.hardware == "here" else f"a {best.config.devices}x {best.config.hardware} host"
+    workload = Path(os.path.normpath(spec.resolve(spec.workload)))
+    if workload.is_relative_to(Path.cwd()):
+        workload = workload.relative_to(Path.cwd())
+    w.settle_with = f"infercost capacity {workload} {sets} --repeats 3"
+    w.settle_on = where
+
+
+def _verdict(w: Winner, feasible: list) -> str | None:
+    parts = []
+    if len(feasible) == 1:
+        parts.append("The only configuration that met every constraint.")
+    elif w.versus_runner_up is not None and w.versus_runner_up.verdict == "beyond the intervals":
+        parts.append("Cheaper than the runner-up beyond both intervals.")
+    elif w.versus_runner_up is not None and w.versus_runner_up.verdict == "too close to call":
+        parts.append(f"Too close to call: the winner and the runner-up ({w.versus_runner_up.other}) have overlapping "
+                     "cost intervals; this evidence does not separate them.")
+    if w.versus_baseline is not None and w.versus_baseline.verdict != "no intervals":
+        parts.append("Against the baseline: " + ("cheaper beyond the intervals." if w.versus_baseline.verdict ==
+                                                 "beyond the intervals" else "the intervals overlap."))
+    if w.margin_inside_band:
+        parts.append("Its SLO margin lies inside its projection's error band: measure it on "
+                     f"{w.settle_on} before relying on it.")
+    return " ".join(parts) or None
 
 
 def _finops(best: TrialOutcome, workload: Workload) -> FinOps:

@@ -4,11 +4,12 @@ its JSON, so every number the markdown and HTML show can be checked against it."
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from infercost.cost.pricing import CostRow
+from infercost.metrics.intervals import Confidence
 
 
 class Record(BaseModel):
@@ -61,7 +62,24 @@ class BaselineFacts(Record):
     reason: str | None = None
 
 
+class Comparison(Record):
+    """The winner against another configuration, on the objective's intervals: a lead that survives both intervals
+    is a decision; overlapping intervals are a race too close to call on this evidence."""
+
+    other: str
+    other_objective: float | None
+    other_interval: tuple[float, float] | None = None
+    winner_interval: tuple[float, float] | None = None
+    verdict: Literal["beyond the intervals", "too close to call", "no intervals"]
+    note: str
+
+
 class Winner(Record):
+    omit_when_none: ClassVar[frozenset[str]] = frozenset(
+        {"confidence", "cost_per_1k_requests_low", "cost_per_1k_requests_high", "monthly_cost_low",
+         "monthly_cost_high", "capacity_low_rps", "capacity_high_rps", "versus_runner_up", "versus_baseline",
+         "margin_inside_band", "settle_with", "settle_on"})
+
     trial: int
     config: dict[str, Any]
     label: str
@@ -88,6 +106,20 @@ class Winner(Record):
     expected_error: float | None = None  # projected: the calibration's typical relative error
     price_source: str | None = None
     price_as_of: str | None = None
+    confidence: Confidence | None = None
+    capacity_low_rps: float | None = None
+    capacity_high_rps: float | None = None
+    cost_per_1k_requests_low: float | None = None
+    cost_per_1k_requests_high: float | None = None
+    monthly_cost_low: float | None = None
+    monthly_cost_high: float | None = None
+    versus_runner_up: Comparison | None = None
+    versus_baseline: Comparison | None = None
+    # a projected winner whose smallest SLO margin is inside its error band: the projection cannot tell whether
+    # the SLO holds there, and `settle_with` is the measurement that would
+    margin_inside_band: bool | None = None
+    settle_with: str | None = None
+    settle_on: str | None = None  # where to run it
 
 
 class Alternative(Record):
@@ -183,9 +215,10 @@ class Evidence(Record):
 
 
 class Recommendation(Record):
-    """`winner` is None when no configuration met the targets; `rejected` then says why each failed."""
+    """`winner` is None when no configuration met the targets; `rejected` then says why each failed. `verdict` says
+    in one sentence how sure the choice is."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples", "verdict", "decision"})
 
     title: str
     study: str
@@ -204,6 +237,8 @@ class Recommendation(Record):
     evidence: Evidence | None = None
     all_trials: list[TrialRow] = Field(default_factory=list)
     quality_examples: list[QualityExample] | None = None  # the winner's lowest-scoring answers
+    verdict: str | None = None
+    decision: str | None = None  # constraints judged at the pessimistic end of each interval, or the central value
     focus_rows: list[CostRow] = Field(default_factory=list, exclude=True)  # what the FOCUS export bills
 
     def to_json(self) -> dict[str, Any]:
