@@ -52,7 +52,9 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
         all_trials=[TrialRow(trial=t.number, config=o.config.label(), status=o.status, kind=o.kind,
                              capacity_rps=o.capacity_rps, cost_per_1k=o.objective if o.status == "feasible" else None,
                              ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score, reason=o.reason,
-                             slo_observed=o.slo_observed) for t, o in rows])
+                             slo_observed=o.slo_observed, capacity_low_rps=o.capacity_low_rps,
+                             capacity_high_rps=o.capacity_high_rps,
+                             tier=o.confidence.tier if o.confidence else None) for t, o in rows])
     if not feasible:
         return rec
     t0, best = feasible[0]

@@ -141,6 +141,8 @@ class ParetoPoint(Record):
 
 
 class TrialRow(Record):
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"capacity_low_rps", "capacity_high_rps", "tier"})
+
     trial: int
     config: str
     status: str
@@ -151,6 +153,9 @@ class TrialRow(Record):
     quality: float | None = None
     reason: str | None = None
     slo_observed: dict[str, float | None] = Field(default_factory=dict)
+    capacity_low_rps: float | None = None
+    capacity_high_rps: float | None = None
+    tier: str | None = None  # measured | calibrated projection | default projection
 
 
 class DemandCase(Record):
