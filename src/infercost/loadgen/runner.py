@@ -5,6 +5,8 @@ interrupted run keeps what it measured."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import math
 import time
 from typing import Callable, Sequence
@@ -19,6 +21,8 @@ from infercost.workload.requests import Request
 Sink = Callable[[RequestRecord], None]
 StopCheck = Callable[["LoadGenerator"], "str | None"]
 _SPIN_S = 0.002
+_STOP_CHECK_S = 0.01  # a stop check may cost O(records): asked at most this often while sending
+_FREEZE_EVERY_S = 1.0
 
 
 class LoadGenerator:
@@ -55,14 +59,22 @@ class LoadGenerator:
         self.abort_reason: str | None = None
         self.unreachable_after = unreachable_after
         self._unreachable_in_a_row = 0
+        self._last_stop_check = -math.inf
+        self._gc_frozen = False
         self._secrets = tuple(engine.secrets()) if hasattr(engine, "secrets") else ()
 
     def now(self) -> float:
         """Seconds since the measured run started."""
         return self.clock() - self._t0
 
-    def _should_stop(self) -> bool:
-        if self.stopped_reason is None and self.stop_check is not None:
+    def _should_stop(self, force: bool = False) -> bool:
+        if self.stopped_reason is not None:
+            return True
+        if self.stop_check is None:
+            return False
+        now = self.clock()
+        if force or now - self._last_stop_check >= _STOP_CHECK_S:
+            self._last_stop_check = now
             self.stopped_reason = self.stop_check(self)
         return self.stopped_reason is not None
 
@@ -172,25 +184,36 @@ class LoadGenerator:
         return offsets
 
     async def _sleep_until(self, due: float) -> None:
-        """asyncio's timers wake up to ~1 ms late; sleep to just short of the due time, then yield to the loop
-        (which keeps serving responses) until it arrives. A stop check is asked every 0.25 s meanwhile, so a run
-        with sparse arrivals still stops soon after its reason appears."""
-        while (delay := due - self.now()) > 0:
+        """asyncio's timers wake up to ~1 ms late (epoll waits in whole milliseconds): sleep to just short of the
+        due time, then yield to the loop (which keeps serving responses) until it arrives. A stop check is asked
+        every 0.25 s meanwhile, so a run with sparse arrivals still stops soon after its reason appears."""
+        now = self.now
+        while (delay := due - now()) > 0:
             if delay > 0.25 + _SPIN_S:
                 await asyncio.sleep(0.25)
-                if self._should_stop():
+                if self._should_stop(force=True):
                     return
                 continue
             await asyncio.sleep(delay - _SPIN_S if delay > _SPIN_S else 0)
 
     async def _open_loop(self, offsets: list[float]) -> None:
+        """One sender: it sleeps to each absolute due time of the precomputed schedule and starts that request's
+        task; a sender that has fallen behind starts every overdue request at once, without yielding between them.
+        The stop check is asked at most every _STOP_CHECK_S (it may scan every record so far)."""
         tasks = []
+        requests, n_requests = self.requests, len(self.requests)
+        spawn, send, record = asyncio.create_task, self._send, self._record
+        next_freeze = _FREEZE_EVERY_S
         for i, due in enumerate(offsets):
             await self._sleep_until(due)
             if self._should_stop():
                 break
-            request = self.requests[i % len(self.requests)]
-            tasks.append(asyncio.create_task(self._send(self._record(i, request, False, due), request)))
+            request = requests[i % n_requests]
+            tasks.append(spawn(send(record(i, request, False, due), request)))
+            if due >= next_freeze:  # what has lived this long (records, connections) need not be scanned again
+                next_freeze = due + _FREEZE_EVERY_S
+                if self._gc_frozen:
+                    gc.freeze()
         await self._finish(tasks)
 
     async def _finish(self, tasks: list[asyncio.Task]) -> None:
@@ -230,6 +253,26 @@ class LoadGenerator:
 
         await self._finish([asyncio.create_task(user()) for _ in range(t.concurrency)])
 
+    @contextlib.contextmanager
+    def _steady_gc(self):
+        """A full collection walks every tracked object in the process (tens of ms where torch or pandas are loaded):
+        one during a run delays every send due meanwhile. Collect once before the run, then freeze what lives, so
+        the collector only walks what the run creates (and the sender freezes that again every second). After the
+        run everything is unfrozen and collected, and a heap that was frozen before (vLLM freezes its own) is
+        frozen again."""
+        was_frozen = gc.get_freeze_count() > 0
+        gc.collect()
+        gc.freeze()
+        self._gc_frozen = True
+        try:
+            yield
+        finally:
+            self._gc_frozen = False
+            gc.unfreeze()
+            gc.collect()
+            if was_frozen:
+                gc.freeze()
+
     async def run(self) -> list[RequestRecord]:
         self._t0 = self.clock()
         await self._warmup()
@@ -237,10 +280,11 @@ class LoadGenerator:
             self.started_wall = time.time()
             return self.records
         offsets = self.schedule() if self.traffic.arrival != "concurrency" else []
-        self._t0 = self.clock()  # the measured run's clock starts after warm-up
-        self.started_wall = time.time()
-        if self.traffic.arrival == "concurrency":
-            await self._closed_loop()
-        else:
-            await self._open_loop(offsets)
+        with self._steady_gc():
+            self._t0 = self.clock()  # the measured run's clock starts after warm-up
+            self.started_wall = time.time()
+            if self.traffic.arrival == "concurrency":
+                await self._closed_loop()
+            else:
+                await self._open_loop(offsets)
         return self.records
