@@ -1,7 +1,8 @@
 """Measure one workload on one deployment: start the engine (timed on its own), replay the load, store every record
 as it arrives, summarise. A deployment that cannot start is a result (status `infeasible` with the engine's
 reason), not a crash; so is a run that fails once started (status `failed` with the reason): every request failed,
-the server became unreachable, the results could not be written, or the load generator itself broke."""
+the server became unreachable, the results could not be written, or the load generator itself broke. Repeated
+replays (`measure_repeated`) start the engine once and pool the replays into one run holding each of them."""
 
 from __future__ import annotations
 

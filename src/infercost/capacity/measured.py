@@ -1,5 +1,6 @@
 """Capacity measured on the engine at hand: one engine started once, one real run per probe, every probe's requests
-kept under the capacity directory (`probes/<run>/`), and the result with its probe table in `capacity.json`."""
+kept under the capacity directory (`probes/<run>/`), and the result with its probe table in `capacity.json`. With
+repeats, the edges' re-runs are probes like the others (phase "repeat")."""
 
 from __future__ import annotations
 
