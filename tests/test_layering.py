@@ -10,8 +10,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "infercost"
 # "cli_*" are the command-line modules being folded into the `cli` package; either form is accepted meanwhile.
 ORDER = ["errors", "redact", "provenance", "spec", "models", "workload", "engines", "preflight", "loadgen", "metrics",
-         "store", "quality", "measure", "capacity", "cost", "projection", "search", "report", "api", "cli_common",
-         "cli_cost", "cli_project", "cli_search", "cli", "__main__"]
+         "store", "quality", "measure", "crosscheck", "capacity", "cost", "projection", "search", "report", "api",
+         "cli_common", "cli_cost", "cli_project", "cli_search", "cli", "__main__"]
 
 
 def _unit(path: Path) -> str:

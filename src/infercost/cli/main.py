@@ -9,7 +9,7 @@ import signal
 import sys
 
 from infercost import __version__
-from infercost.cli import cost, inspect, measuring, project, search
+from infercost.cli import cost, crosscheck, inspect, measuring, project, search
 from infercost.cli.common import EXIT_INTERRUPTED, EXIT_RUN_FAILED
 from infercost.errors import InputError, RunFailed
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infercost", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"infercost {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (measuring, cost, project, search, inspect):  # the order `infercost --help` lists them in
+    for commands in (measuring, crosscheck, cost, project, search, inspect):  # the order of `infercost --help`
         commands.add_parsers(sub)
     return parser
 
