@@ -169,19 +169,29 @@ async def measure(
     owns_engine = engine is None
     startup_s = None
     if owns_engine:
-        try:
-            engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress, requests)
-        except InputError as exc:
-            writer.finish("failed", None, reason=str(exc))
-            raise
-        except EngineStartFailed as exc:
-            writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
-            return Measurement(writer.dir, "infeasible", None, None, exc.reason)
+        started = await _start_for(writer, deployment, progress, requests)
+        if isinstance(started, Measurement):
+            return started
+        engine, startup_s = started
     try:
         return await _replay(workload, engine, requests, writer, progress, stop_check, startup_s)
     finally:
         if owns_engine:
             await quiet_stop(engine)
+
+
+async def _start_for(writer: RunWriter, deployment: Deployment, progress: Progress,
+                     requests: list[Request]) -> tuple[Engine, float] | Measurement:
+    """Start the run's engine; a start that cannot happen here is the run's recorded result (infeasible), and bad
+    input fails the run and is raised."""
+    try:
+        return await start_engine(deployment, writer.dir / "engine.log", progress, requests)
+    except InputError as exc:
+        writer.finish("failed", None, reason=str(exc))
+        raise
+    except EngineStartFailed as exc:
+        writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
+        return Measurement(writer.dir, "infeasible", None, None, exc.reason)
 
 
 async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: RunWriter, progress: Progress,
@@ -363,14 +373,10 @@ async def measure_repeated(workload: Workload, deployment: Deployment, store: Ru
                            run_manifest("measured", workload, deployment), records="replays",
                            summary_name="summary.json")
     writer.update(repeats=repeats)
-    try:
-        engine, startup_s = await start_engine(deployment, writer.dir / "engine.log", progress, requests)
-    except InputError as exc:
-        writer.finish("failed", None, reason=str(exc))
-        raise
-    except EngineStartFailed as exc:
-        writer.finish("infeasible", None, reason=exc.reason, engine=exc.engine_record(deployment))
-        return Measurement(writer.dir, "infeasible", None, None, exc.reason)
+    started = await _start_for(writer, deployment, progress, requests)
+    if isinstance(started, Measurement):
+        return started
+    engine, startup_s = started
 
     replay_store = RunStore(writer.dir / "replays")
     replays: list[Measurement] = []
