@@ -71,9 +71,12 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("latency (ms)")
     for s in stats:
         table.add_column(s, justify="right")
+    table.add_column("p95 95% CI", justify="right")  # from the run's own records (order statistics)
     for name in (*SLO_METRICS, "schedule_lag_ms"):
         dist = summary["latency"][name]
-        table.add_row(f"{name.removesuffix('_ms')} (n={dist['count']})", *(_fmt(dist["stats"].get(s)) for s in stats))
+        ci = (dist.get("intervals") or {}).get("p95")
+        table.add_row(f"{name.removesuffix('_ms')} (n={dist['count']})", *(_fmt(dist["stats"].get(s)) for s in stats),
+                      f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "—")
     return table
 
 
