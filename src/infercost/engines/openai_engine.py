@@ -3,6 +3,7 @@ from the server's `usage` (requested with stream_options), else the deployment's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, AsyncIterator
@@ -17,6 +18,20 @@ from infercost.spec.deployment import OpenAIDeployment
 from infercost.workload.requests import Request
 
 TRUNCATED = "stream ended without finish_reason"
+_DONE = object()
+
+
+async def _sse_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
+    """The stream's lines, in batches: whatever has arrived is taken at once and split here (one await per network
+    read rather than per line; every event in a read carries that read's arrival time). A last line without its
+    newline comes at the end."""
+    rest = b""
+    async for data in content.iter_any():
+        *lines, rest = (rest + data).split(b"\n")
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
 
 
 class OpenAIEngine(Engine[OpenAIDeployment]):
@@ -104,6 +119,22 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
             body["seed"] = request.seed
         return body
 
+    def _event(self, raw: bytes, status: int) -> dict[str, Any] | object | None:
+        """One SSE line: its JSON event, _DONE for `data: [DONE]`, None for anything that is not a data line. An
+        event carrying an error is a failed request."""
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            return None
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return _DONE
+        event = json.loads(data.decode("utf-8", "replace"))
+        if "error" in event:
+            err = event["error"]
+            raise self._fail(f"server error: {err.get('message', err) if isinstance(err, dict) else err}",
+                             status=status, kind="server")
+        return event
+
     async def generate(self, request: Request) -> AsyncIterator[Chunk | Usage]:
         chat = request.messages is not None
         path = "chat/completions" if chat else "completions"
@@ -114,28 +145,25 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
                 if resp.status >= 400:
                     body = (await resp.read()).decode("utf-8", "replace")[:300]
                     raise self._fail(f"HTTP {resp.status}: {body}", status=resp.status, kind="http")
-                async for raw in resp.content:
-                    line = raw.decode("utf-8", "replace").strip()
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    event = json.loads(data)
-                    if "error" in event:
-                        err = event["error"]
-                        raise self._fail(f"server error: {err.get('message', err) if isinstance(err, dict) else err}",
-                                         status=resp.status, kind="server")
-                    if event.get("usage"):
-                        usage = event["usage"]
-                    for choice in event.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                        if piece:
-                            chunks += 1
-                            text.append(piece)
-                            yield Chunk(piece, None)
-                        finish = choice.get("finish_reason") or finish
+                async with contextlib.aclosing(_sse_lines(resp.content)) as batches:
+                    async for lines in batches:
+                        for line in lines:
+                            if (event := self._event(line, resp.status)) is None:
+                                continue
+                            if event is _DONE:
+                                done = True
+                                break
+                            if event.get("usage"):
+                                usage = event["usage"]
+                            for choice in event.get("choices") or []:
+                                piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                                if piece:
+                                    chunks += 1
+                                    text.append(piece)
+                                    yield Chunk(piece, None)
+                                finish = choice.get("finish_reason") or finish
+                        if done:
+                            break
         except TimeoutError as exc:  # aiohttp's socket read/connect timeouts
             raise RequestFailed(f"timeout: {type(exc).__name__}", kind="timeout") from exc
         except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS: the server is not there
