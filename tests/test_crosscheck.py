@@ -63,7 +63,7 @@ def test_the_bound_is_the_tolerance_or_a_wider_spread():
 
 def test_command_line_checks_its_options(capsys):
     args = build_parser().parse_args(["crosscheck", "--rate", "2", "--requests", "40", "--json"])
-    assert (args.rate, args.requests, args.json, args.rounds) == (2.0, 40, True, 2)
+    assert (args.rate, args.requests, args.json, args.rounds) == (2.0, 40, True, 3)
     assert main(["crosscheck", "--requests", "10"]) == 2
     assert "--requests" in capsys.readouterr().err
     assert main(["crosscheck", "--rounds", "1"]) == 2
@@ -73,10 +73,10 @@ def test_command_line_checks_its_options(capsys):
 def test_infercost_agrees_with_vllm_bench_serve(vllm_server, smollm2_dir, tmp_path):
     t0 = time.monotonic()
     result = crosscheck(vllm_server, served_model="smollm2", tokenizer=str(smollm2_dir),
-                        settings=Settings(num_requests=40, rounds=2, probe_requests=32), workdir=tmp_path)
+                        settings=Settings(num_requests=40, rounds=3, probe_requests=32), workdir=tmp_path)
     elapsed = time.monotonic() - t0
     assert isinstance(result, CrosscheckResult)
-    assert [(r.tool, r.round) for r in result.runs] == [("infercost", 0), ("vllm", 0), ("infercost", 1), ("vllm", 1)]
+    assert [(r.tool, r.round) for r in result.runs] == [(t, i) for i in range(3) for t in ("infercost", "vllm")]
     for r in result.runs:
         assert (r.completed, r.failed) == (40, 0), r
         assert r.mean_input_tokens == 128 and r.mean_output_tokens == 32, r  # the same workload on both sides

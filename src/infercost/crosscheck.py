@@ -76,7 +76,7 @@ class Settings(BaseModel):
     input_tokens: int = Field(default=128, gt=0)
     output_tokens: int = Field(default=32, gt=1)
     num_requests: int = Field(default=48, ge=MIN_REQUESTS)
-    rounds: int = Field(default=2, ge=2, description="rounds per tool, interleaved A B A B")
+    rounds: int = Field(default=3, ge=2, description="rounds per tool, interleaved A B A B ...")
     rate_rps: float | None = Field(default=None, gt=0)
     rate_share: float = Field(default=0.6, gt=0, le=1)
     probe_concurrency: int = Field(default=16, gt=0)
@@ -108,7 +108,8 @@ class Figures(BaseModel):
 
 
 class ToolSummary(BaseModel):
-    """A tool's figures over its rounds: the mean of the rounds, and the spread (max - min) / mean."""
+    """A tool's figures over its rounds: the median of the rounds (with three or more, one round disturbed by other
+    load on the host is outvoted), and the spread (max - min) / median."""
 
     tool: Tool
     rounds: int
@@ -346,7 +347,7 @@ def summarize_tool(tool: Tool, runs: list[Figures]) -> ToolSummary:
     mean, spread = {}, {}
     for f in FIGURES:
         values = np.array([getattr(r, f) for r in mine], dtype=float)
-        m = float(values.mean())
+        m = float(np.median(values))
         mean[f] = m
         spread[f] = float((values.max() - values.min()) / m) if m else 0.0
     return ToolSummary(tool=tool, rounds=len(mine), mean=mean, spread=spread)

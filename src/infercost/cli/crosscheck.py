@@ -27,7 +27,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--input-tokens", type=int, default=128, help="prompt tokens per request (default: %(default)s)")
     p.add_argument("--output-tokens", type=int, default=32, help="output tokens per request (default: %(default)s)")
     p.add_argument("--requests", type=int, default=48, help="requests per run, at least 40 (default: %(default)s)")
-    p.add_argument("--rounds", type=int, default=2, help="runs per tool, at least 2 (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=3, help="runs per tool, at least 2 (default: %(default)s)")
     p.add_argument("--rate", type=float, help="arrivals per second (default: --rate-share of the closed-loop "
                    "throughput measured first)")
     p.add_argument("--rate-share", type=float, default=0.6, help="share of the sustained throughput to replay at "
@@ -108,7 +108,7 @@ def print_crosscheck(out, result) -> None:
                        f"{r.tpot_p50_ms:.2f}", f"{r.tpot_p99_ms:.2f}", f"{r.request_throughput_rps:.3f}",
                        "" if first is None else f"{first:.3f}", f"{r.completed}/{r.failed}")
     out.print(rounds)
-    out.print("spread: (max - min) / mean of a tool's rounds; difference: (infercost - vLLM) / vLLM; the bound is "
+    out.print("each tool's figure is the median of its rounds; spread: (max - min) / median; difference: (infercost - vLLM) / vLLM; the bound is "
               "the fixed tolerance or, when wider, the larger spread. vLLM's request throughput counts its duration "
               "from before its first arrival gap; 'req/s from 1st send' is its requests over infercost's span.")
     out.print("agree" if result.agree else "[red]disagree[/]")
