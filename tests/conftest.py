@@ -1,13 +1,7 @@
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-
-from infercost.loadgen.stub_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ROOT / "workloads"
@@ -27,37 +21,9 @@ def smollm2_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def vllm_server(smollm2_dir, tmp_path_factory):
-    """A real vLLM OpenAI-compatible server on loopback, serving the bundled SmolLM2."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = dict(os.environ, VLLM_LOGGING_LEVEL="WARNING", VLLM_CPU_OMP_THREADS_BIND="0-1",
-               VLLM_CPU_NUM_OF_RESERVED_CPU="0")
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2_dir),
-             "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--max-model-len", "2048", "--kv-cache-memory-bytes", str(256 * 2**20), "--max-num-seqs", "16",
-             "--enforce-eager", "--dtype", "float32"],
-            stdout=fh, stderr=subprocess.STDOUT, env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("vLLM server did not come up in 600 s")
-            time.sleep(1)
-        yield f"{url}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """A real vLLM OpenAI-compatible server on loopback, serving the bundled SmolLM2 as "smollm2", bound to the
+    CPUs this process may use (not to the core ids of one machine)."""
+    from infercost.crosscheck import vllm_server as serve
+
+    with serve(smollm2_dir, "smollm2", log=tmp_path_factory.mktemp("vllm-server") / "server.log") as url:
+        yield url
