@@ -142,7 +142,7 @@ def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
     base = dict(other=other.config.label(), other_objective=other.objective, other_interval=oi, winner_interval=wi)
     if wi is None or oi is None:
         return Comparison(**base, verdict="no intervals", note=f"{gap} (point estimates: no interval recorded)")
-    if wi[1] < oi[0]:
+    if wi[1] <= oi[0]:  # a measured interval excludes its low-cost end ([low, high) capacity): touching is apart
         return Comparison(**base, verdict="beyond the intervals",
                           note=f"{gap}, beyond the intervals: at most {wi[1]:.5g} against at least {oi[0]:.5g}")
     return Comparison(**base, verdict="too close to call",
