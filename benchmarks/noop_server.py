@@ -17,12 +17,11 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Iterator
+
+from infercost.loadgen.stub_server import free_port, server_process
 
 TOKENS = 4
 
@@ -40,12 +39,6 @@ def canned_body(tokens: int = TOKENS) -> bytes:
 
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "noop", "object": "model", "owned_by": "noop"}]}).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def nginx_binary() -> str | None:
@@ -132,18 +125,6 @@ def serve_python(port: int, tokens: int) -> None:
     asyncio.run(main())
 
 
-def _wait_listening(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("no-op server did not start")
-            time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def noop_server(tokens: int = TOKENS, prefer_nginx: bool = True, cpu: int | None = None, port: int | None = None) -> Iterator[dict]:
     """Start the no-op server in its own process, pinned to `cpu` where given; yields {"url", "kind"}."""
@@ -158,20 +139,11 @@ def noop_server(tokens: int = TOKENS, prefer_nginx: bool = True, cpu: int | None
         else:
             cmd, kind = [sys.executable, os.path.abspath(__file__), "--python", "--port", str(port),
                          "--tokens", str(tokens)], "python"
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        with server_process(cmd, port, "no-op server", timeout_s=20) as proc:
             if cpu is not None and hasattr(os, "sched_setaffinity"):
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(proc.pid, {cpu})
-            _wait_listening(port, proc)
             yield {"url": f"http://127.0.0.1:{port}/v1", "kind": kind}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def main() -> None:

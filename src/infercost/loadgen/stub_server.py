@@ -84,36 +84,43 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
-                stall_every: int = 0, truncate_every: int = 0, echo_key_every: int = 0,
-                die_after: int = 0) -> Iterator[str]:
-    """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
-    yield its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infercost.loadgen.stub_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
-         "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
-         "--stall-every", str(stall_every), "--truncate-every", str(truncate_every),
-         "--echo-key-every", str(echo_key_every), "--die-after", str(die_after)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def server_process(cmd: list[str], port: int, name: str, timeout_s: float = 30) -> Iterator[subprocess.Popen]:
+    """Run a local server in its own process until the block ends: yields once `port` accepts connections, and
+    stops the process (terminate, then kill) whatever happens."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("stub server did not start")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
+                    raise RuntimeError(f"{name} did not start")
+                time.sleep(0.02)
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
+                stall_every: int = 0, truncate_every: int = 0, echo_key_every: int = 0,
+                die_after: int = 0) -> Iterator[str]:
+    """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
+    yield its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "infercost.loadgen.stub_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
+           "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
+           "--stall-every", str(stall_every), "--truncate-every", str(truncate_every),
+           "--echo-key-every", str(echo_key_every), "--die-after", str(die_after)]
+    with server_process(cmd, port, "stub server"):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def main() -> None:
