@@ -24,7 +24,7 @@ from infercost.search.optimize import OnTrial, evaluator_for
 from infercost.search.recommendation import Recommendation
 from infercost.search.results import StudyResult
 from infercost.search.spec import StudySpec
-from infercost.spec.deployment import Deployment
+from infercost.spec.deployment import Deployment, OpenAIDeployment
 from infercost.spec.files import exists
 from infercost.spec.loader import deployment_adapter, load_deployment, load_spec_file, load_workload, validate
 from infercost.spec.workload import Workload
@@ -109,14 +109,26 @@ def capacity(workload: Workload | PathLike, deployment: Deployment | dict | Path
 
 def evaluate_quality(workload: Workload | PathLike, deployment: Deployment | dict | PathLike | None = None, *,
                      results_dir: PathLike = "results", workload_overrides: Sequence[str] = (),
-                     deployment_overrides: Sequence[str] = ()):
+                     deployment_overrides: Sequence[str] = (), endpoint: OpenAIDeployment | dict | None = None,
+                     cache_dir: PathLike | None = None):
     """Score the deployment's greedy answers against the workload's references or baseline (its `quality`
-    section). Answers are cached under results_dir/quality-cache."""
+    section). Answers are cached under `cache_dir` (default results_dir/quality-cache).
+
+    `endpoint` (an openai deployment: base_url, model = the served name, api_key_env) answers for `deployment` when
+    the model cannot run here, e.g. a GPU box serving it: the answers are cached under the deployment's key, where a
+    study looks for that model and precision, and say where they came from."""
+    from infercost.engines import create_engine
     from infercost.quality import evaluate_sync
 
     w, d = workload_of(workload, workload_overrides), deployment_of(deployment, deployment_overrides)
-    preflight(w, d, _source(workload, w.name), _source(deployment, "default deployment"))
-    return evaluate_sync(w, d, cache_dir=Path(results_dir) / "quality-cache", store=RunStore(results_dir))
+    cache = Path(cache_dir) if cache_dir is not None else Path(results_dir) / "quality-cache"
+    if endpoint is None:
+        preflight(w, d, _source(workload, w.name), _source(deployment, "default deployment"))
+        return evaluate_sync(w, d, cache_dir=cache, store=RunStore(results_dir))
+    served = endpoint if isinstance(endpoint, OpenAIDeployment) else validate(
+        OpenAIDeployment, {"engine": "openai", **endpoint}, source="--endpoint")
+    return evaluate_sync(w, d, cache_dir=cache, store=RunStore(results_dir),
+                         engine_factory=lambda x: create_engine(served if x == d else x))
 
 
 def _capacity_options(options: CapacityOptions | dict | None) -> CapacityOptions:

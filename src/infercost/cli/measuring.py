@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from infercost.errors import InputError
 from infercost.cli.common import (EXIT_NOT_MET, EXIT_OK, EXIT_RUN_FAILED, console, engine_output_to_stderr, one_line,
                                   options_from, parent)
 
@@ -57,8 +58,18 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from infercost.report.console import print_quality
 
     with engine_output_to_stderr():
+        endpoint = None
+        if args.endpoint:
+            if not args.served_model:
+                raise InputError("--endpoint needs --served-model (the model name the endpoint expects)",
+                                 field="--served-model")
+            endpoint = {"base_url": args.endpoint, "model": args.served_model, "api_key_env": args.api_key_env}
+        elif args.served_model or args.api_key_env:
+            raise InputError("--served-model and --api-key-env describe an --endpoint: give --endpoint URL too",
+                             field="--endpoint")
         result = api.evaluate_quality(args.workload, args.deployment, results_dir=args.results_dir,
-                                      workload_overrides=args.workload_set, deployment_overrides=args.set)
+                                      workload_overrides=args.workload_set, deployment_overrides=args.set,
+                                      endpoint=endpoint, cache_dir=args.cache_dir)
     if args.json:
         print(result.summary.model_dump_json(indent=2))
     else:
@@ -102,6 +113,14 @@ def add_parsers(sub) -> None:
                              help="score a deployment's greedy answers against references or a baseline")
     quality.add_argument("workload", help="workload YAML (its `quality` section sets scorers and target)")
     quality.add_argument("--worst", type=int, default=5, help="how many of the worst answers to show")
+    quality.add_argument("--endpoint", metavar="URL",
+                         help="an OpenAI-compatible server that serves the deployment's model (e.g. a GPU box): its "
+                              "answers stand for the deployment's and are cached under its key")
+    quality.add_argument("--served-model", metavar="NAME", help="the model name the endpoint expects")
+    quality.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the endpoint's key")
+    quality.add_argument("--cache-dir", metavar="DIR",
+                         help="answer cache (default results/quality-cache; a study's is "
+                              "results/studies/NAME/quality-cache)")
     quality.set_defaults(func=cmd_quality)
 
     cap = sub.add_parser("capacity", parents=[common, parent("quiet", "json")],

@@ -92,7 +92,9 @@ class Offer(BaseModel):
 
 
 class TokenPrice(BaseModel):
-    """A hosted model's list prices per million tokens."""
+    """A hosted model's list prices per million tokens, where to reach it (an OpenAI-compatible base URL and the
+    environment variable its key is read from) and the rate limits that act as its capacity (they depend on the
+    account's tier: override the row with your own)."""
 
     model_config = {"extra": "forbid", "frozen": True}
     provider: str = Field(min_length=1)
@@ -104,8 +106,14 @@ class TokenPrice(BaseModel):
     source: str = Field(min_length=1)
     as_of: date
     notes: str | None = None
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    limits_source: str | None = None
 
-    _blank = field_validator("cached_input_per_1m", "notes", mode="before")(_blank_to_none)
+    _blank = field_validator("cached_input_per_1m", "notes", "base_url", "api_key_env", "requests_per_minute",
+                             "tokens_per_minute", "limits_source", mode="before")(_blank_to_none)
 
     @model_validator(mode="after")
     def _cached_cheaper(self) -> "TokenPrice":
@@ -137,6 +145,20 @@ class Catalog(BaseModel):
 
     def token_price(self, provider: str, model: str) -> TokenPrice | None:
         return next((t for t in self.token_prices if t.key == (provider, model)), None)
+
+    def api_price(self, name: str, source: str, field: str) -> TokenPrice:
+        """The token prices of `vendor/model`, or a one-line error listing the names the catalog knows."""
+        vendor, _, model = name.partition("/")
+        price = self.token_price(vendor, model)
+        if price is not None:
+            return price
+        vendors = sorted({t.provider for t in self.token_prices})
+        if vendor not in vendors:
+            raise InputError(f"unknown API vendor {vendor!r}: the catalog has {', '.join(vendors)}", source=source,
+                             field=field)
+        models = sorted(f"{t.provider}/{t.model}" for t in self.token_prices if t.provider == vendor)
+        raise InputError(f"unknown API model {name!r}: the catalog has {', '.join(models)}", source=source,
+                         field=field)
 
     def offers_frame(self):
         import pandas as pd

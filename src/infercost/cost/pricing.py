@@ -141,7 +141,7 @@ def throughput_from_run(manifest: dict[str, Any], summary: dict[str, Any], direc
     )
 
 
-def _demand_figures(demand: Demand, capacity: float, policy: FleetPolicy
+def demand_figures(demand: Demand, capacity: float, policy: FleetPolicy
                     ) -> tuple[int | None, float | None, float | None, str | None]:
     """(replicas at peak, replica-hours per day, monthly requests, how the month was sized)."""
     u = policy.target_utilisation
@@ -177,11 +177,11 @@ def cost_rows(throughput: Throughput, offers: list[Offer], demand: Demand | None
     out_tps = cap * throughput.mean_output_tokens if throughput.mean_output_tokens else None
     total_tps = (cap * (throughput.mean_output_tokens + throughput.mean_input_tokens)
                  if throughput.mean_output_tokens is not None and throughput.mean_input_tokens is not None else None)
-    replicas, hours, requests, basis = _demand_figures(demand, cap, policy)
+    replicas, hours, requests, basis = demand_figures(demand, cap, policy)
     ends = {}  # capacity end -> (hours per day at that capacity); the cost interval comes from the same formulas
     for end in (throughput.capacity_low_rps, throughput.capacity_high_rps):
         if end is not None and end > 0:
-            ends[end] = _demand_figures(demand, end, policy)[1]
+            ends[end] = demand_figures(demand, end, policy)[1]
     low_cap, high_cap = throughput.capacity_low_rps, throughput.capacity_high_rps
     peak = demand.peak_rps
     if demand.hourly_profile and (demand.requests_per_day or demand.peak_rps):

@@ -92,6 +92,10 @@ class Engine(ABC, Generic[D]):
         """Engine name, versions and anything else that identifies what was measured, for the manifest."""
         return {"engine": self.name}
 
+    def answer_source(self) -> str:
+        """Where this engine's answers are generated, kept with every quality figure made from them."""
+        return "this machine"
+
     def secrets(self) -> tuple[str, ...]:
         """Credentials this engine sends (an API key, URL credentials): removed from anything recorded, such as an
         error body that echoes them."""

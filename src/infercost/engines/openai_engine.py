@@ -3,9 +3,13 @@ from the server's `usage` (requested with stream_options), else the deployment's
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import json
 import os
+import random
+import time
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +23,52 @@ from infercost.workload.requests import Request
 
 TRUNCATED = "stream ended without finish_reason"
 _DONE = object()
+RATE_WINDOW_S = 60.0  # vendors state limits per minute: the send rate a 429 met is measured over the last minute
+MAX_BACKOFF_S, MAX_RETRY_AFTER_S = 30.0, 60.0
+
+
+class RateLimits:
+    """What this engine met of the server's rate limit: how many 429s, how many resends, how many requests gave up,
+    and the rate the server was accepting requests at when it refused one. That rate is the limit met: requests
+    accepted in the last minute over the span they cover (at least a second), the per-minute view vendors publish
+    their limits in."""
+
+    def __init__(self) -> None:
+        self.accepted: collections.deque[float] = collections.deque()
+        self.responses_429 = self.retries = self.gave_up = 0
+        self.rates: list[float] = []
+        self.retry_after_s: float | None = None
+
+    def answered(self, status: int) -> None:
+        if status == 429:
+            return
+        now = time.monotonic()
+        self.accepted.append(now)
+        while now - self.accepted[0] > RATE_WINDOW_S:
+            self.accepted.popleft()
+
+    def limited(self, retry_after: str | None) -> None:
+        now = time.monotonic()
+        self.responses_429 += 1
+        recent = [t for t in self.accepted if now - t <= RATE_WINDOW_S]
+        self.rates.append(len(recent) / max(1.0, now - recent[0]) if recent else 0.0)
+        try:
+            self.retry_after_s = float(retry_after) if retry_after is not None else None
+        except ValueError:  # an HTTP date: backoff decides instead
+            self.retry_after_s = None
+
+    def wait_s(self, attempt: int, backoff_s: float) -> float:
+        if self.retry_after_s is not None:
+            return min(max(self.retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+        return min(backoff_s * 2 ** attempt, MAX_BACKOFF_S) * random.uniform(0.5, 1.5)
+
+    def record(self) -> dict[str, Any] | None:
+        if not self.responses_429:
+            return None
+        return {"responses_429": self.responses_429, "retries": self.retries, "gave_up": self.gave_up,
+                "accepted_rps_at_first_429": round(self.rates[0], 4),
+                "min_accepted_rps_at_429": round(min(self.rates), 4),
+                "retry_after_s": self.retry_after_s}
 
 
 async def _sse_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
@@ -44,6 +94,32 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
         self._base_parts = parts._replace(path=parts.path.rstrip("/"), fragment="")
         self._tokenizer = None
         self._server: dict[str, Any] = {}
+        self.limits = RateLimits()
+
+    def rate_limit(self) -> dict[str, Any] | None:
+        """The rate limit this engine met (see RateLimits), or None if the server never answered 429."""
+        return self.limits.record()
+
+    @contextlib.asynccontextmanager
+    async def _post(self, url: str, body: dict[str, Any]):
+        """POST, resending a 429 after Retry-After or a jittered backoff, up to max_retries_429 times. The wait
+        counts in the request's latency: it is what a user of that vendor waits. Yields the last response."""
+        attempt = 0
+        while True:
+            resp = await self._session.post(url, json=body)
+            self.limits.answered(resp.status)
+            if resp.status != 429 or attempt >= self.deployment.max_retries_429:
+                try:
+                    yield resp, attempt
+                finally:
+                    resp.release()
+                return
+            self.limits.limited(resp.headers.get("Retry-After"))
+            await resp.read()
+            resp.release()
+            self.limits.retries += 1
+            await asyncio.sleep(self.limits.wait_s(attempt, self.deployment.retry_backoff_s))
+            attempt += 1
 
     def _headers(self) -> dict[str, str]:
         headers = dict(self.deployment.headers)
@@ -60,6 +136,9 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
         """`base_url` + `/path`, keeping its query string (a key some servers take as ?api-key=) after the path."""
         p = self._base_parts
         return urlunsplit(p._replace(path=f"{p.path}/{path}"))
+
+    def answer_source(self) -> str:
+        return f"endpoint {redact_url(self.deployment.base_url)} (served model {self.deployment.model})"
 
     def secrets(self) -> tuple[str, ...]:
         found = list(url_secrets(self.deployment.base_url))
@@ -141,9 +220,14 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
         usage: dict[str, Any] | None = None
         finish, text, chunks, done = None, [], 0, False
         try:
-            async with self._session.post(self._url(path), json=self._body(request, chat)) as resp:
+            async with self._post(self._url(path), self._body(request, chat)) as (resp, retries):
                 if resp.status >= 400:
                     body = (await resp.read()).decode("utf-8", "replace")[:300]
+                    if resp.status == 429:
+                        self.limits.limited(resp.headers.get("Retry-After"))
+                        self.limits.gave_up += 1
+                        raise self._fail(f"HTTP 429 after {retries} retries: {body[:200]}", status=429,
+                                         kind="rate_limited")
                     raise self._fail(f"HTTP {resp.status}: {body}", status=resp.status, kind="http")
                 async with contextlib.aclosing(_sse_lines(resp.content)) as batches:
                     async for lines in batches:
@@ -197,6 +281,7 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
             "served_model": self.deployment.model,
             "aiohttp_version": aiohttp.__version__,
             "server": self._server,
+            **({"rate_limited": self.rate_limit()} if self.rate_limit() else {}),
         }
 
 

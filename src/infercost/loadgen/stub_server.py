@@ -2,7 +2,7 @@
 gap between tokens and output length. It exists to measure the load generator itself (its sustainable rate, schedule
 lag and timing error) and to show behaviour a real server cannot be made to show on demand: stalls, HTTP 500s, a
 stream that ends cleanly in the middle of an answer (no finish_reason, no [DONE]), a 401 whose body echoes the API key
-(as some hosted APIs do), and a server that dies mid-run.
+(as some hosted APIs do), a vendor's rate limit (HTTP 429 with Retry-After), and a server that dies mid-run.
 
 Run: python -m infercost.loadgen.stub_server --port 8001 --ttft-ms 50 --itl-ms 5 --tokens 16
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -24,14 +25,26 @@ from aiohttp import web
 
 
 def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, stall_every: int = 0,
-             truncate_every: int = 0, echo_key_every: int = 0, die_after: int = 0) -> web.Application:
+             truncate_every: int = 0, echo_key_every: int = 0, die_after: int = 0, rate_limit_rps: float = 0,
+             retry_after_s: float = 1.0) -> web.Application:
     """Every `fail_every`-th request gets an HTTP 500, every `stall_every`-th stalls, every `truncate_every`-th
     stream closes cleanly halfway through its answer, every `echo_key_every`-th gets a 401 whose body repeats the
-    Authorization header it was sent, and the process exits at once (a crash) on request `die_after` + 1."""
+    Authorization header it was sent, and the process exits at once (a crash) on request `die_after` + 1. With
+    `rate_limit_rps`, a request beyond that many accepted in the last second gets a 429 with Retry-After, as a
+    vendor's limit does."""
     state = {"n": 0}
+    accepted: collections.deque[float] = collections.deque()
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if rate_limit_rps:
+            now = time.monotonic()
+            while accepted and now - accepted[0] >= 1.0:
+                accepted.popleft()
+            if len(accepted) >= rate_limit_rps:
+                return web.json_response({"error": {"message": "Rate limit reached", "type": "rate_limit_error"}},
+                                         status=429, headers={"Retry-After": f"{retry_after_s:g}"})
+            accepted.append(now)
         state["n"] += 1
         n = state["n"]
         if die_after and n > die_after:
@@ -111,14 +124,15 @@ def server_process(cmd: list[str], port: int, name: str, timeout_s: float = 30) 
 @contextlib.contextmanager
 def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
                 stall_every: int = 0, truncate_every: int = 0, echo_key_every: int = 0,
-                die_after: int = 0) -> Iterator[str]:
+                die_after: int = 0, rate_limit_rps: float = 0, retry_after_s: float = 1.0) -> Iterator[str]:
     """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
     yield its base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "infercost.loadgen.stub_server", "--port", str(port), "--ttft-ms", str(ttft_ms),
            "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
            "--stall-every", str(stall_every), "--truncate-every", str(truncate_every),
-           "--echo-key-every", str(echo_key_every), "--die-after", str(die_after)]
+           "--echo-key-every", str(echo_key_every), "--die-after", str(die_after),
+           "--rate-limit-rps", str(rate_limit_rps), "--retry-after-s", str(retry_after_s)]
     with server_process(cmd, port, "stub server"):
         yield f"http://127.0.0.1:{port}/v1"
 
@@ -134,9 +148,12 @@ def main() -> None:
     p.add_argument("--truncate-every", type=int, default=0)
     p.add_argument("--echo-key-every", type=int, default=0)
     p.add_argument("--die-after", type=int, default=0)
+    p.add_argument("--rate-limit-rps", type=float, default=0)
+    p.add_argument("--retry-after-s", type=float, default=1.0)
     a = p.parse_args()
     web.run_app(make_app(a.ttft_ms, a.itl_ms, a.tokens, a.fail_every, a.stall_every, a.truncate_every,
-                         a.echo_key_every, a.die_after), host="127.0.0.1", port=a.port, print=None, access_log=None)
+                         a.echo_key_every, a.die_after, a.rate_limit_rps, a.retry_after_s), host="127.0.0.1",
+                port=a.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

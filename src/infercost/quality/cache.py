@@ -12,6 +12,8 @@ from infercost.provenance import spec_hash
 if TYPE_CHECKING:
     from infercost.spec.deployment import Deployment
 
+THIS_MACHINE = "this machine"
+
 # Deployment fields that change the answers. Serving knobs (max_num_seqs, prefix caching, memory share, ...) do not.
 ANSWER_FIELDS = ("engine", "model", "dtype", "quantization", "kv_cache_dtype", "base_url", "tokenizer")
 
@@ -33,14 +35,22 @@ class AnswerCache:
     def _path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def get(self, key: str) -> dict[str, str] | None:
+    def _read(self, key: str) -> dict[str, Any] | None:
         path = self._path(key)
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))["answers"]
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
-    def put(self, key: str, ident: dict[str, Any], answers: dict[str, str]) -> None:
+    def get(self, key: str) -> dict[str, str] | None:
+        entry = self._read(key)
+        return None if entry is None else entry["answers"]
+
+    def source(self, key: str) -> str | None:
+        """Where the cached answers were generated ("this machine" for entries written before sources were kept)."""
+        entry = self._read(key)
+        return None if entry is None else entry.get("source", THIS_MACHINE)
+
+    def put(self, key: str, ident: dict[str, Any], answers: dict[str, str], source: str = THIS_MACHINE) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self._path(key).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "identity": ident, "answers": answers}, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps({"key": key, "identity": ident, "source": source, "answers": answers}, indent=1),
+                       encoding="utf-8")
         tmp.replace(self._path(key))

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from infercost.engines import Chunk, Engine, RequestFailed, create_engine
 from infercost.errors import InputError, RunFailed
-from infercost.quality.cache import AnswerCache, answer_key
+from infercost.quality.cache import THIS_MACHINE, AnswerCache, answer_key
 from infercost.quality.scorers import get_scorer
 from infercost.spec.loader import deployment_adapter, read_yaml, validate
 from infercost.spec.quality import QualitySpec, ScorerSpec
@@ -57,6 +57,7 @@ class QualitySummary(BaseModel):
     binding: str | None  # which part of the target failed
     stopped_early: bool
     cache_hit: bool  # every answer came from the cache: no engine was started
+    answers_from: str = THIS_MACHINE  # where the answers were generated: this machine, or an endpoint's URL
     engine_startup_s: float | None
     failing: list[PromptScore]
 
@@ -160,8 +161,9 @@ async def answers_for(
     on_batch: Callable[[dict[str, str]], bool] | None = None,
     batch_size: int = 16,
 ) -> tuple[dict[str, str], bool, float | None]:
-    """Answers for `requests`, from the cache where there, else generated (and cached) in batches. `on_batch` gets
-    the answers so far and returns True to stop early. Returns (answers, all_from_cache, engine start-up seconds)."""
+    """Answers for `requests`, from the cache where there, else generated (and cached, with where the engine
+    generated them) in batches. `on_batch` gets the answers so far and returns True to stop early. Returns
+    (answers, all_from_cache, engine start-up seconds)."""
     key, ident = answer_key(deployment, _identity(requests), requests[0].max_tokens)
     answers = dict(cache.get(key) or {})  # the key covers exactly this prompt set
     missing = [r for r in requests if r.id not in answers]
@@ -176,7 +178,8 @@ async def answers_for(
         for i in range(0, len(missing), batch_size):
             got, failed = await _generate(engine, missing[i:i + batch_size])
             answers.update(got)
-            cache.put(key, ident, answers)  # the answers that came back are kept; the failed ones are not cached
+            # the answers that came back are kept; the failed ones are not cached
+            cache.put(key, ident, answers, engine.answer_source())
             if failed:
                 first = next(iter(failed.values()))
                 raise QualityRunFailed(f"{len(failed)} of {len(missing[i:i + batch_size])} answers failed in a batch "
@@ -195,6 +198,8 @@ async def evaluate(
     store: RunStore | None = None,
     engine_factory: EngineFactory = create_engine,
 ) -> QualityResult:
+    """`engine_factory` makes the engine that answers for a deployment (by default the deployment's own engine; an
+    endpoint serving the same model can stand in). Where the answers came from is kept with them."""
     spec = workload.quality or QualitySpec()
     target = spec.target
     relative = target is not None and target.baseline is not None
@@ -250,6 +255,7 @@ async def evaluate(
         binding = ", ".join(failed) or None
 
     key, _ = answer_key(deployment, _identity(requests), requests[0].max_tokens)
+    answers_from = cache.source(key) or THIS_MACHINE
     summary = QualitySummary(
         deployment=deployment.label(),
         answer_key=key,
@@ -266,6 +272,7 @@ async def evaluate(
         binding=binding,
         stopped_early=stopped_early,
         cache_hit=cache_hit,
+        answers_from=answers_from,
         engine_startup_s=startup,
         failing=sorted((s for s in ordered if not s.passed), key=lambda s: s.score),
     )

@@ -108,3 +108,31 @@ def monthly_by_pricing(placements: list[dict[str, Any]]) -> str | None:
     ax.legend(fontsize=7)
     ax.set_title("Monthly cost by placement and pricing model")
     return _svg(fig)
+
+
+def cost_vs_volume(curves: list[dict[str, Any]], demand_per_day: float | None,
+                   crossovers: list[float] | None = None) -> str | None:
+    """Monthly cost against requests per day: self-hosted configurations solid (steps: whole replicas), APIs
+    dashed (a line: per token), the workload's own demand and the cross-over volume marked."""
+    curves = [c for c in curves if c.get("points")]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6.8, 3.8))
+    for c in curves:
+        xs, ys = zip(*c["points"])
+        ax.plot(xs, ys, lw=1.3, ls="--" if c["kind"] == "api" else "-", label=_short(c["label"], 60))
+    if demand_per_day:
+        ax.axvline(demand_per_day, color="black", lw=0.8, ls=":")
+        ax.annotate("this workload", (demand_per_day, 1), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                    textcoords="offset points", fontsize=8)
+    for x in crossovers or []:
+        ax.axvline(x, color="crimson", lw=0.8, alpha=0.7)
+        ax.annotate(f"cross-over {x:,.0f}/day", (x, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
+                    textcoords="offset points", fontsize=8, color="crimson")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("requests per day")
+    ax.set_ylabel("$ per month")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Build or buy: monthly cost against daily volume")
+    return _svg(fig)

@@ -33,8 +33,15 @@ def _md(v: Any) -> str:
     return str(v or "").replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
 
 
+def _volume_chart(b: dict[str, Any] | None) -> str | None:
+    if not b or not b.get("curves"):
+        return None
+    crossing = b.get("crossover_requests_per_day")
+    return charts.cost_vs_volume(b["curves"], b.get("demand_requests_per_day"), [crossing] if crossing else None)
+
+
 def write_report(recommendation: Recommendation, out_dir: str | Path) -> dict[str, Path]:
-    """The four files, by kind: json, md, html, focus."""
+    """The files, by kind: json, md, html, focus, and volume_chart where there is a build-or-buy chart."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = recommendation.to_json()
@@ -45,6 +52,7 @@ def write_report(recommendation: Recommendation, out_dir: str | Path) -> dict[st
         "capacity": charts.capacity_bars(report["all_trials"]),
         "latency": charts.latency_bars(report["all_trials"]),
         "monthly": charts.monthly_by_pricing(report["placements"]),
+        "volume": _volume_chart(report.get("build_or_buy")),
     }
     report["charts"] = sorted(k for k, v in svg.items() if v)
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html", "focus": focus}
@@ -57,6 +65,10 @@ def write_report(recommendation: Recommendation, out_dir: str | Path) -> dict[st
                                                                         **helpers), encoding="utf-8")
     md_env = Environment(loader=PackageLoader("infercost.report", "templates"), autoescape=False, trim_blocks=True,
                          lstrip_blocks=True)
-    paths["md"].write_text(md_env.get_template("report.md.j2").render(r=report, focus_file=focus.name, **helpers),
-                           encoding="utf-8")
+    volume = None
+    if svg["volume"]:  # markdown cannot inline SVG: the chart goes beside it
+        paths["volume_chart"] = volume = out / "cost-vs-volume.svg"
+        volume.write_text(svg["volume"], encoding="utf-8")
+    paths["md"].write_text(md_env.get_template("report.md.j2").render(
+        r=report, focus_file=focus.name, volume_chart=volume.name if volume else None, **helpers), encoding="utf-8")
     return paths

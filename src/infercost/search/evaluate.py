@@ -5,6 +5,7 @@ outcome is a result with its reason, including engine failures."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -15,16 +16,21 @@ from infercost.capacity.measured import measure_capacity
 from infercost.capacity.result import CapacityOptions, CapacityResult
 from infercost.cost.catalog import Catalog
 from infercost.cost.offers import offers_for, projected_throughput
-from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, cost_rows, throughput_from_capacity
+from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, api_cost_row, cost_rows, throughput_from_capacity
+from infercost.engines import create_engine
+from infercost.engines.reachability import unreachable
 from infercost.errors import InputError
+from infercost.redact import redact_text, redact_url
+from infercost.measure import measure
 from infercost.projection.analytic import estimate
 from infercost.projection.project import Lengths, Projector, workload_lengths
 from infercost.metrics.intervals import Confidence
 from infercost.projection.setup import calibration_from, capacity_band, confidence_of, projector_for
 from infercost.quality.evaluate import evaluate as evaluate_quality
+from infercost.search.hosted import HostedApi, hosted_api, peak_rps
 from infercost.search.space import TrialConfig
 from infercost.search.spec import PROJECTED_ENGINES, StudySpec
-from infercost.spec.deployment import Deployment
+from infercost.spec.deployment import Deployment, OpenAIDeployment
 from infercost.spec.vocabulary import CONCRETE_DTYPES
 from infercost.spec.loader import deployment_adapter, validate
 from infercost.spec.workload import Workload
@@ -37,7 +43,7 @@ class TrialOutcome(BaseModel):
     config: TrialConfig
     status: Literal["feasible", "infeasible", "rejected"]  # rejected: screened out without running
     reason: str | None = None
-    kind: Literal["measured", "projected"] | None = None
+    kind: Literal["measured", "projected", "api"] | None = None  # api: a hosted model bought per token
     capacity_rps: float | None = None
     # where the capacity may lie (measured: always-pass to always-fail loads; projected: the error band's ends,
     # simulated), and the objective at those ends (its low end at the high capacity)
@@ -55,11 +61,16 @@ class TrialOutcome(BaseModel):
     quality_score: float | None = None
     quality_met: bool | None = None
     quality_source: str | None = None
+    # the command that would measure quality where nothing could (an endpoint serving the model)
+    quality_settle_with: str | None = None
     quality_ci95: tuple[float, float] | None = None
     constraints: dict[str, float] = Field(default_factory=dict)  # <= 0 means satisfied
     binding: str | None = None
     evidence: str | None = None
     expected_error: float | None = None
+    latency_measured: bool | None = None  # api: whether the SLO was measured through the vendor's endpoint
+    latency_source: str | None = None  # api: where latency was measured, or why it was not
+    capacity_basis: str | None = None  # api: which rate limit is its capacity
 
     def throughput(self, workload: Workload) -> Throughput:
         """What one replica of this configuration sustains, as priced for the study (to price it elsewhere)."""
@@ -88,11 +99,26 @@ class Evaluator:
         self._capacities: dict[str, CapacityResult] = {}
         self._bands: dict[str, tuple[float | None, float | None]] = {}
         self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
+        self._unreachable: dict[str, str | None] = {}
+
+    def endpoint_problem(self, base_url: str) -> str | None:
+        """Why an endpoint cannot be reached (asked once per URL per study), or None."""
+        if base_url not in self._unreachable:
+            self._unreachable[base_url] = unreachable(base_url)
+        return self._unreachable[base_url]
+
+    def hosted(self, cfg: TrialConfig) -> HostedApi:
+        return hosted_api(self.spec, self.catalog, cfg.model, self.spec.name)
 
     # ------------------------------------------------------------------ screening
 
     def deployment(self, cfg: TrialConfig) -> Deployment:
-        """The trial's deployment, validated like a deployment file."""
+        """The trial's deployment, validated like a deployment file (a hosted API's: its endpoint)."""
+        if cfg.is_api:
+            api = self.hosted(cfg)
+            if api.deployment is None:
+                raise InputError(api.not_measurable() or "no endpoint", source=self.spec.name, field="space.apis")
+            return api.deployment
         return validate(deployment_adapter(), cfg.deployment(self.spec.fixed), source=f"trial {cfg.label()}")
 
     def projector(self, cfg: TrialConfig, deployment: Deployment) -> Projector:
@@ -147,6 +173,14 @@ class Evaluator:
     # ------------------------------------------------------------------ evaluation
 
     async def evaluate(self, cfg: TrialConfig) -> TrialOutcome:
+        if cfg.is_api:
+            try:
+                return await self._evaluate_api(cfg)
+            except InputError:
+                raise
+            except Exception as exc:  # a vendor that broke the measurement is this candidate's result
+                return TrialOutcome(config=cfg, status="infeasible", kind="api",
+                                    reason=redact_text(f"{type(exc).__name__}: {exc}")[:500])
         try:
             deployment = self.deployment(cfg)
         except InputError as exc:
@@ -219,32 +253,163 @@ class Evaluator:
         self._constraints(outcome)
         return outcome
 
+    def wants_quality(self) -> bool:
+        return bool(self.spec.constraints.quality and self.workload.quality is not None
+                    and self.workload.quality.target is not None)
+
+    def answering_engine(self, measured: bool):
+        """The engine factory for a trial's answers. Answers depend on the model, precision and engine, not on
+        where they run, so an endpoint declared in `quality_sources` answers for every placement of its model; a
+        study that measures here generates the rest here (and caches them) for projected placements too; a
+        projection-only study otherwise uses only cached answers of the same model and precision."""
+        local = create_engine if measured or self.spec.mode in ("measure", "hybrid") else no_engine
+
+        def factory(deployment: Deployment):
+            source = self.spec.quality_source(deployment.model, _precision(deployment))
+            if source is not None and not isinstance(deployment, OpenAIDeployment):
+                problem = self.endpoint_problem(source.base_url)
+                if problem:
+                    raise EndpointUnreachable(problem)
+                return create_engine(source.endpoint())
+            return local(deployment)
+
+        return factory
+
     async def _quality(self, outcome: TrialOutcome, deployment: Deployment, measured: bool) -> None:
-        if not self.spec.constraints.quality or self.workload.quality is None or self.workload.quality.target is None:
+        if not self.wants_quality():
             return
-        # Answers depend on the model, precision and engine, not on where they run: a study that measures here
-        # generates them here (and caches them) for projected placements too; a projection-only study uses only
-        # cached answers of the same model and precision.
-        factory = None if measured or self.spec.mode in ("measure", "hybrid") else no_engine
+        if isinstance(deployment, OpenAIDeployment):  # a hosted API answers for itself, through its endpoint
+            problem = self.endpoint_problem(deployment.base_url)
+            if problem:
+                outcome.quality_source = f"quality not measured: {problem}"
+                return
         try:
-            kwargs = {} if factory is None else {"engine_factory": factory}
-            q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir, **kwargs)
+            q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir,
+                                       engine_factory=self.answering_engine(measured))
         except QualityNotCached:
-            outcome.quality_source = "not measured: no cached answers for this model and precision"
+            outcome.quality_source = "quality not measured: no endpoint serves this model and precision, and no " \
+                                     "cached answers"
+            outcome.quality_settle_with = self.settle_quality_with(outcome.config, deployment)
+            return
+        except EndpointUnreachable as exc:
+            outcome.quality_source = f"quality not measured: {exc}"
             return
         except Exception as exc:
-            outcome.quality_source = f"not measured: {type(exc).__name__}: {exc}"[:300]
+            outcome.quality_source = " ".join(f"quality not measured: {type(exc).__name__}: {exc}".split())[:300]
             return
         outcome.quality_score = q.summary.mean_score
         outcome.quality_ci95 = q.summary.mean_score_ci95
         outcome.quality_met = q.summary.target_met
-        outcome.quality_source = ("answers cached" if q.summary.cache_hit else "answers generated") + \
-            f" on this machine ({q.summary.evaluated}/{q.summary.prompts} prompts)"
+        outcome.quality_source = (("answers cached" if q.summary.cache_hit else "answers generated")
+                                  + f" from {q.summary.answers_from} ({q.summary.evaluated}/{q.summary.prompts} "
+                                    "prompts)")
+
+    def settle_quality_with(self, cfg: TrialConfig, deployment: Deployment) -> str:
+        """The command that measures this model's quality through an endpoint that serves it, into the study's
+        answer cache, so the next `infercost optimize` of the study re-judges the trial."""
+        sets = " ".join(f"--set {k}={v}" for k, v in cfg.deployment(self.spec.fixed).items()
+                        if k in ("engine", "model", "dtype", "quantization", "kv_cache_dtype"))
+        workload = self.spec.resolve(self.spec.workload)
+        return (f"infercost quality {workload} {sets} --endpoint http://HOST:PORT/v1 --served-model NAME "
+                f"--cache-dir {self.quality_dir}")
+
+    # ------------------------------------------------------------------ hosted APIs
+
+    async def _evaluate_api(self, cfg: TrialConfig) -> TrialOutcome:
+        """A hosted model: priced from the catalog's token prices at the workload's token counts (measured through
+        the vendor's endpoint when it can be reached, else tokenised), with its rate limits as its capacity, and
+        latency and quality measured through the endpoint when a key is given."""
+        api = self.hosted(cfg)
+        w = self.workload
+        lengths = self.lengths(cfg.model)
+        mean_in, mean_out = sum(lengths.prompt) / len(lengths.prompt), sum(lengths.output) / len(lengths.output)
+        token_source = f"the workload's prompts ({lengths.source})"
+        why_not = api.not_measurable() or self.endpoint_problem(api.deployment.base_url)
+        base: dict[str, Any] = dict(config=cfg, kind="api", latency_measured=False,
+                                    latency_source=f"not measured: {why_not}" if why_not else None)
+        slo = None
+        if why_not is None:
+            try:
+                m = await measure(w, api.deployment, self.store, run_name=f"{w.name}-{cfg.model.replace('/', '-')}-api")
+            except InputError as exc:
+                return TrialOutcome(**base, status="infeasible", reason=str(exc))
+            base["evidence"] = str(m.run_dir)
+            if m.summary is None or not m.summary.completed:
+                base["latency_source"] = f"not measured: the run {m.status}: {m.reason or 'no request completed'}"
+            else:
+                s = m.summary
+                observed = {f"{c.metric}.{c.stat}": c.observed for c in s.slo_checks}
+                failed = next((c for c in s.slo_checks if not c.passed), None)
+                slo = (failed is None, None if failed is None else
+                       f"{failed.metric} {failed.stat} {'none' if failed.observed is None else f'{failed.observed:.4g}'}"
+                       f" > {failed.bound:g}")
+                base.update(latency_measured=True, slo_observed=observed, probes=1,
+                            requests_per_probe=s.requests, ttft_p95_ms=observed.get("ttft_ms.p95"),
+                            latency_source=f"measured through {redact_url(api.deployment.base_url)} at the "
+                                           f"workload's traffic ({s.completed} of {s.requests} requests)")
+                if s.mean_input_tokens and s.mean_output_tokens:  # the vendor's own counts (reasoning is output)
+                    mean_in, mean_out = s.mean_input_tokens, s.mean_output_tokens
+                    token_source = f"measured through the endpoint ({s.completed} requests)"
+        limit, basis = api.limit_rps(mean_in + mean_out)
+        met = _limit_met(base.get("evidence"))
+        if met is not None and (limit is None or met < limit):  # the vendor refused below its published limit
+            limit, basis = met, f"rate limit met while measuring: 429s at {met:.3g} accepted req/s"
+        row = api_cost_row(api.price, w.name, w.tags.as_dict(), mean_in, mean_out, w.demand,
+                           cached_share=api.candidate.cached_input_share, token_source=token_source)
+        by_cost = self.spec.objective == "cost_per_1k_requests"
+        objective = row.cost_per_1k_requests if by_cost else row.monthly_cost
+        exact = objective if base["latency_measured"] else None  # list prices x measured tokens: no capacity band
+        outcome = TrialOutcome(**base, status="feasible", capacity_rps=limit, capacity_basis=basis, cost=row,
+                               objective=objective, objective_low=exact, objective_high=exact)
+        if slo is not None and not slo[0]:
+            outcome.status, outcome.reason = "infeasible", f"SLO not met through the API: {slo[1]}"
+            return outcome
+        if why_not is None:
+            await self._quality(outcome, api.deployment, measured=True)
+        elif self.wants_quality():
+            outcome.quality_source = f"quality not measured: {why_not}"
+        self._constraints(outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ re-judging quality
+
+    @staticmethod
+    def quality_unverified(o: TrialOutcome) -> bool:
+        """Infeasible only because nothing could check its quality (so new answers could change the verdict)."""
+        return (o.kind in ("measured", "projected") and o.cost is not None and o.quality_met is None
+                and o.constraints.get("quality", 0) > 0)
+
+    def quality_available(self, cfg: TrialConfig) -> bool:
+        """Whether a trial whose quality was not verified could be judged now: an endpoint is declared for its model
+        and precision, or its answers are in the study's cache (e.g. from `infercost quality --endpoint`)."""
+        try:
+            deployment = self.deployment(cfg)
+            source = self.spec.quality_source(deployment.model, _precision(deployment))
+            if source is not None and self.endpoint_problem(source.base_url) is None:
+                return True
+            asyncio.run(evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir,
+                                         engine_factory=no_engine))
+            return True
+        except Exception:
+            return False
+
+    async def rejudged(self, o: TrialOutcome) -> TrialOutcome:
+        """`o` judged again on quality, with everything else as measured or projected."""
+        fresh = o.model_copy(update=dict(status="feasible", reason=None, binding=None, constraints={},
+                                         quality_source=None, quality_settle_with=None))
+        await self._quality(fresh, self.deployment(o.config), measured=o.kind == "measured")
+        self._constraints(fresh)
+        return fresh
 
     def _constraints(self, o: TrialOutcome) -> None:
         c = {}
-        wants_quality = (self.spec.constraints.quality and self.workload.quality is not None
-                         and self.workload.quality.target is not None)
+        wants_quality = self.wants_quality()
+        if o.kind == "api":
+            if not o.latency_measured:
+                c["slo"] = 1.0  # an SLO nobody measured is not met
+            peak = peak_rps(self.workload.demand)
+            if peak is not None and o.capacity_rps is not None:
+                c["rate_limit"] = peak - o.capacity_rps
         if o.quality_met is not None:
             c["quality"] = 0.0 if o.quality_met else 1.0
         elif wants_quality:  # a configuration is not recommended on a quality bar nobody checked
@@ -261,14 +426,43 @@ class Evaluator:
         o.constraints = c
         violated = [k for k, v in c.items() if v > 0]
         if violated:
-            o.status, o.reason = "infeasible", "violates " + ", ".join(violated)
+            notes = []
+            if "slo" in violated and o.kind == "api":
+                notes.append(f"latency {o.latency_source}")
             if "quality" in violated and o.quality_met is None:
-                o.reason += f" (not verified: {o.quality_source})"
+                unmeasured = o.quality_source or "quality not measured"
+                if notes and notes[0] == "latency " + unmeasured.removeprefix("quality "):
+                    notes[0] = "latency and " + unmeasured  # one reason for both: say it once
+                else:
+                    notes.append(unmeasured)
+            if "rate_limit" in violated:
+                notes.append(f"the peak of {peak_rps(self.workload.demand):.3g} req/s is above the {o.capacity_basis}: "
+                             f"{o.capacity_rps:.3g} req/s")
+            o.status = "infeasible"
+            o.reason = "violates " + ", ".join(violated) + (f" ({'; '.join(notes)})" if notes else "")
             o.binding = violated[0]
         elif c:
             o.binding = max(c, key=lambda k: c[k])  # the tightest constraint (closest to its limit)
         else:
             o.binding = "SLO (capacity is where it stops holding)"
+
+
+class EndpointUnreachable(Exception):
+    pass
+
+
+def _limit_met(run_dir: str | None) -> float | None:
+    """The accepted rate at which the vendor answered 429 during the measurement (the engine's record)."""
+    path = Path(run_dir) / "manifest.json" if run_dir else None
+    if path is None or not path.is_file():
+        return None
+    limited = (json.loads(path.read_text()).get("engine") or {}).get("rate_limited") or {}
+    return limited.get("min_accepted_rps_at_429") or None
+
+
+def _precision(deployment: Deployment) -> str:
+    quantization = getattr(deployment, "quantization", None)
+    return quantization if quantization not in (None, "none") else str(getattr(deployment, "dtype", ""))
 
 
 def evaluate_sync(evaluator: Evaluator, cfg: TrialConfig) -> TrialOutcome:

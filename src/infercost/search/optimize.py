@@ -15,6 +15,7 @@ from infercost.cost.catalog import Catalog, load_catalog
 from infercost.errors import InputError
 from infercost.search.checks import check_study
 from infercost.search.evaluate import Evaluator, TrialOutcome
+from infercost.search.hosted import check_apis
 from infercost.search.results import StudyResult, baseline_config
 from infercost.search.spec import StudySpec
 from infercost.search.study import default_storage, finished_trials, open_study, run_study, storage_for
@@ -48,6 +49,7 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
     check_study(spec, workload, study_source, workload_source)  # what `run` checks, before any trial
     storage = storage or default_storage(results_dir, spec)
     evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
+    check_apis(spec, evaluator.catalog, study_source)  # a vendor or model not in the catalog: one line, exit 2
     study = open_study(spec, storage, study_name)
     if on_start is not None:
         on_start(len(finished_trials(study)), spec.n_trials, storage)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from datetime import datetime, timezone
@@ -20,11 +21,12 @@ from infercost.metrics.units import METRICS
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.redact import redact_text, redacted_command
 from infercost.search.evaluate import Evaluator, QualityNotCached, TrialOutcome, no_engine
-from infercost.search.recommendation import (Alternative, BaselineFacts, Comparison, Evidence, FinOps, Lost, ParetoPoint,
-                                             QualityExample, Recommendation, Sensitivity, SloMargin, TrialCounts,
-                                             TrialRow, Winner, WorkloadFacts)
+from infercost.search.build_or_buy import build_or_buy
+from infercost.search.recommendation import (Alternative, BaselineFacts, Comparison, DemandCase, Evidence, FinOps,
+                                             Lost, ParetoPoint, QualityExample, Recommendation, Sensitivity, SloMargin,
+                                             TrialCounts, TrialRow, Unverified, Winner, WorkloadFacts)
 from infercost.search.results import summary as study_summary
-from infercost.search.sensitivity import SPOT_NOTE, demand_cases, placements, slo_cases
+from infercost.search.sensitivity import DEMAND_FACTORS, SPOT_NOTE, demand_cases, placements, slo_cases
 from infercost.search.spec import StudySpec
 from infercost.search.study import outcomes, pareto_front
 from infercost.spec.workload import Workload
@@ -55,6 +57,9 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
                              slo_observed=o.slo_observed, capacity_low_rps=o.capacity_low_rps,
                              capacity_high_rps=o.capacity_high_rps,
                              tier=o.confidence.tier if o.confidence else None) for t, o in rows])
+    rec.build_or_buy = build_or_buy([(t.number, o) for t, o in rows], workload, catalog,
+                                    {a.name for a in spec.space.apis})
+    rec.quality_unverified = _unverified(rows, feasible[0][1] if feasible else None)
     if not feasible:
         return rec
     t0, best = feasible[0]
@@ -71,17 +76,23 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     if found.get("baseline") and found["baseline"].get("objective") is not None:
         w.versus_baseline = compare(best, TrialOutcome.model_validate(found["baseline"]), "the baseline")
     _settle(w, best, spec)
+    _withhold_unchecked_savings(w, best, workload, evaluator)
     rec.verdict = _verdict(w, feasible)
     rec.pareto = [ParetoPoint(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
                               ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score) for t, o in pareto_front(feasible)]
-    rec.placements = placements(best, workload, catalog)[:24]
+    rec.placements = placements(best, workload, catalog)[:24] if best.kind != "api" else []
     if c.mean_input_tokens is not None and c.mean_output_tokens is not None:
         rec.build_vs_buy = sorted(
             [api_cost_row(p, workload.name, workload.tags.as_dict(), c.mean_input_tokens, c.mean_output_tokens,
                           workload.demand, token_source="the recommendation's token counts")
              for p in catalog.token_prices], key=lambda r: r.cost_per_1k_requests)
-    rec.sensitivity = Sensitivity(demand=demand_cases(best, workload, catalog),
-                                  slo=slo_cases(best, workload, evaluator), spot_note=SPOT_NOTE)
+    if best.kind == "api":  # bought per token: the month scales with volume; the SLO is the vendor's
+        rec.sensitivity = Sensitivity(demand=[DemandCase(demand_factor=f, monthly_cost=c.monthly_cost * f
+                                                         if c.monthly_cost is not None else None, replicas_at_peak=None)
+                                              for f in DEMAND_FACTORS], spot_note=SPOT_NOTE)
+    else:
+        rec.sensitivity = Sensitivity(demand=demand_cases(best, workload, catalog),
+                                      slo=slo_cases(best, workload, evaluator), spot_note=SPOT_NOTE)
     rec.finops = _finops(best, workload)
     rec.quality_examples = _quality_examples(best, workload, evaluator)
     rec.focus_rows = [c]
@@ -179,6 +190,38 @@ def _settle(w: Winner, best: TrialOutcome, spec: StudySpec) -> None:
     w.settle_on = where
 
 
+def _withhold_unchecked_savings(w: Winner, best: TrialOutcome, workload: Workload,
+                                evaluator: Evaluator | None) -> None:
+    """A saving over a quality bar nothing checked is not a saving: the figures stay, the claim goes."""
+    if workload.quality is None or workload.quality.target is None or best.quality_met is True:
+        return
+    why = best.quality_source or "the study does not apply the quality target (constraints.quality: false)"
+    w.savings_withheld = f"its quality was not checked against the workload's target: {why}"
+    w.quality_settle_with = best.quality_settle_with
+    if w.quality_settle_with is None and evaluator is not None and best.kind != "api":
+        w.quality_settle_with = evaluator.settle_quality_with(best.config, evaluator.deployment(best.config))
+    w.savings_vs_baseline = None
+    if w.versus_baseline is not None and w.versus_baseline.other_objective:
+        change = 1 - best.objective / w.versus_baseline.other_objective
+        w.versus_baseline.note = (f"costs {change:.0%} less than the baseline at the central figures; not claimed as "
+                                  f"a saving: {w.savings_withheld}")
+
+
+def _unverified(rows, best: TrialOutcome | None) -> list[Unverified]:
+    """Configurations cheaper than the recommendation (any, when there is none) that only an unchecked quality bar
+    ruled out, cheapest first, with the measurement that would settle each."""
+    latest = {o.config.key(): (t, o) for t, o in rows}  # a re-judged trial supersedes the one before
+    out = []
+    for t, o in sorted(latest.values(), key=lambda x: x[1].objective if x[1].objective is not None else math.inf):
+        if not Evaluator.quality_unverified(o):
+            continue
+        if best is not None and o.objective is not None and o.objective >= best.objective:
+            break
+        out.append(Unverified(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
+                              quality=o.quality_source, settle_with=o.quality_settle_with))
+    return out[:8]
+
+
 def _verdict(w: Winner, feasible: list) -> str | None:
     parts = []
     if len(feasible) == 1:
@@ -188,7 +231,9 @@ def _verdict(w: Winner, feasible: list) -> str | None:
     elif w.versus_runner_up is not None and w.versus_runner_up.verdict == "too close to call":
         parts.append(f"Too close to call: the winner and the runner-up ({w.versus_runner_up.other}) have overlapping "
                      "cost intervals; this evidence does not separate them.")
-    if w.versus_baseline is not None and w.versus_baseline.verdict != "no intervals":
+    if w.savings_withheld:
+        parts.append(f"No saving against the baseline is claimed: {w.savings_withheld}.")
+    elif w.versus_baseline is not None and w.versus_baseline.verdict != "no intervals":
         parts.append("Against the baseline: " + ("cheaper beyond the intervals." if w.versus_baseline.verdict ==
                                                  "beyond the intervals" else "the intervals overlap."))
     if w.margin_inside_band:

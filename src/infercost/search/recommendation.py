@@ -78,7 +78,7 @@ class Winner(Record):
     omit_when_none: ClassVar[frozenset[str]] = frozenset(
         {"confidence", "cost_per_1k_requests_low", "cost_per_1k_requests_high", "monthly_cost_low",
          "monthly_cost_high", "capacity_low_rps", "capacity_high_rps", "versus_runner_up", "versus_baseline",
-         "margin_inside_band", "settle_with", "settle_on"})
+         "margin_inside_band", "settle_with", "settle_on", "savings_withheld", "quality_settle_with"})
 
     trial: int
     config: dict[str, Any]
@@ -96,6 +96,8 @@ class Winner(Record):
     replicas_at_peak: int | None = None
     capacity_rps: float | None = None
     savings_vs_baseline: float | None = None
+    # why no saving against the baseline is claimed: the winner's quality was not checked against the target
+    savings_withheld: str | None = None
     baseline: BaselineFacts | None = None
     slo_margins: dict[str, SloMargin] = Field(default_factory=dict)
     quality_score: float | None = None
@@ -120,6 +122,7 @@ class Winner(Record):
     margin_inside_band: bool | None = None
     settle_with: str | None = None
     settle_on: str | None = None  # where to run it
+    quality_settle_with: str | None = None  # the measurement that would check its quality
 
 
 class Alternative(Record):
@@ -219,11 +222,57 @@ class Evidence(Record):
     efficiency: str | None = None
 
 
+class BuyOption(Record):
+    """A self-hosted configuration or a hosted API, as the build-versus-buy verdict weighs it."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"trial", "reason"})
+
+    trial: int | None = None
+    label: str
+    kind: str  # measured | projected | api
+    status: str  # feasible | infeasible | not searched
+    cost_per_1k_requests: float | None = None
+    monthly_cost: float | None = None
+    latency: str | None = None  # how its latency is known: measured, projected, or why not
+    quality: str | None = None  # where its quality was measured, or why not
+    reason: str | None = None  # why it does not meet every constraint
+
+
+class BuildOrBuy(Record):
+    """The cheapest option that meets every constraint, self-hosted or bought per token; the daily volume above
+    which self-hosting the best configuration is cheaper than the API; and monthly cost against daily volume."""
+
+    choice: Literal["build", "buy", "none"] = "none"
+    verdict: str = ""
+    best_self_hosted: BuyOption | None = None
+    best_api: BuyOption | None = None
+    apis: list[BuyOption] = Field(default_factory=list)  # every API the study searched, cheapest first
+    not_searched: list[BuyOption] = Field(default_factory=list)  # catalog APIs outside the study: cost only
+    crossover_requests_per_day: float | None = None
+    crossover_note: str | None = None
+    crossover_against: str | None = None
+    demand_requests_per_day: float | None = None
+    curves: list[dict[str, Any]] = Field(default_factory=list)  # label, kind, points: (requests/day, $/month)
+
+
+class Unverified(Record):
+    """A configuration cheaper than what was recommended (or anything, when nothing was), ruled out only because
+    nothing could check its quality, and the measurement that would settle it."""
+
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"settle_with"})
+
+    trial: int
+    label: str
+    cost_per_1k_requests: float | None
+    quality: str | None
+    settle_with: str | None = None
+
+
 class Recommendation(Record):
     """`winner` is None when no configuration met the targets; `rejected` then says why each failed. `verdict` says
     in one sentence how sure the choice is."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples", "verdict", "decision"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples", "verdict", "decision", "build_or_buy"})
 
     title: str
     study: str
@@ -237,6 +286,8 @@ class Recommendation(Record):
     pareto: list[ParetoPoint] = Field(default_factory=list)
     placements: list[CostRow] = Field(default_factory=list)  # the winner's configuration on every offer and term
     build_vs_buy: list[CostRow] = Field(default_factory=list)  # hosted APIs at the winner's token counts
+    build_or_buy: BuildOrBuy | None = None  # the verdict, with the cross-over volume
+    quality_unverified: list[Unverified] = Field(default_factory=list)
     sensitivity: Sensitivity | None = None
     finops: FinOps | None = None
     evidence: Evidence | None = None

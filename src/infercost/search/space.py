@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from pydantic import BaseModel
 
-from infercost.search.spec import PROJECTED_ENGINES, IntRange, SearchSpace, StudySpec
+from infercost.search.spec import API_PREFIX, PROJECTED_ENGINES, IntRange, SearchSpace, StudySpec
 from infercost.spec.vocabulary import CONCRETE_DTYPES
 
 
@@ -31,7 +31,19 @@ class TrialConfig(BaseModel):
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def is_api(self) -> bool:
+        """A hosted model bought per token (`model` is vendor/model), not a deployment of ours."""
+        return self.engine == API_PREFIX
+
+    @classmethod
+    def for_api(cls, name: str) -> "TrialConfig":
+        return cls(model=name, engine=API_PREFIX, precision="as served", max_num_seqs=1, hardware=API_PREFIX,
+                   pricing="per_token")
+
     def label(self) -> str:
+        if self.is_api:
+            return f"{self.model} API (per token)"
         where = "here" if self.hardware == "here" else f"{self.devices}x {self.hardware}"
         return (f"{self.model} {self.engine} {self.precision} seqs={self.max_num_seqs}"
                 f"{' prefix-cache' if self.enable_prefix_caching else ''}"
@@ -85,10 +97,18 @@ def _seqs_values(space: SearchSpace) -> list[int]:
     return list(space.max_num_seqs)
 
 
+def engine_choices(space: SearchSpace) -> list[str]:
+    """The engines, and "api" when hosted models compete: one categorical, so a sampler weighs building against
+    buying like any other choice (a study without APIs keeps the distribution it always had)."""
+    return [*space.engines, API_PREFIX] if space.apis else list(space.engines)
+
+
 def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
     s, p = spec.space, spec.space.placements
-    model = trial.suggest_categorical("model", s.models)
-    engine = trial.suggest_categorical("engine", s.engines)
+    model = trial.suggest_categorical("model", s.models)  # first, as always: a seed draws what it drew before
+    engine = trial.suggest_categorical("engine", engine_choices(s))
+    if engine == API_PREFIX:  # `model` is then unused: the API's own model is the next choice
+        return TrialConfig.for_api(trial.suggest_categorical("api", [a.name for a in s.apis]))
     precision = trial.suggest_categorical(f"precision_{engine}", s.precisions_for(engine))
     if isinstance(s.max_num_seqs, IntRange):
         seqs = trial.suggest_int("max_num_seqs", s.max_num_seqs.low, s.max_num_seqs.high, log=s.max_num_seqs.log)
@@ -122,7 +142,7 @@ def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
                 out.append(TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
                                        kv_cache_dtype=kv, hardware=hardware, devices=devices, pricing=pricing))
-    return out
+    return out + [TrialConfig.for_api(a.name) for a in s.apis]
 
 
 def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
@@ -130,6 +150,8 @@ def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
     configuration is outside the space."""
     if cfg.key() not in {c.key() for c in enumerate_space(spec)}:
         return None
+    if cfg.is_api:
+        return {"model": spec.space.models[0], "engine": API_PREFIX, "api": cfg.model}
     params: dict[str, Any] = {"model": cfg.model, "engine": cfg.engine, f"precision_{cfg.engine}": cfg.precision,
                               "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching}
     if cfg.engine in PROJECTED_ENGINES:

@@ -54,6 +54,66 @@ class Placements(Spec):
         return _some(v, info, "place (an accelerator name or 'here')" if info.field_name == "hardware" else None)
 
 
+API_PREFIX = "api"  # the engine name of a hosted-API candidate in the search space
+
+
+class ApiCandidate(Spec):
+    """A hosted model bought per token, competing with the self-hosted placements. `name` is the catalog's
+    vendor/model; the other fields override the catalog row (another endpoint, your tier's rate limits)."""
+
+    name: str = Field(pattern=r"^[^/\s]+/\S+$", description="vendor/model as in the catalog's token prices")
+    base_url: str | None = Field(default=None, pattern=r"^https?://", description="default: the catalog's")
+    served_model: str | None = Field(default=None, description="the model name the endpoint expects")
+    api_key_env: str | None = Field(default=None, description="environment variable holding the key")
+    requests_per_minute: float | None = Field(default=None, gt=0, description="your tier's request limit")
+    tokens_per_minute: float | None = Field(default=None, gt=0, description="your tier's token limit")
+    cached_input_share: float = Field(default=0.0, ge=0, le=1,
+                                      description="share of input tokens you expect billed at the cached price")
+
+    @property
+    def vendor(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def model(self) -> str:
+        return self.name.split("/", 1)[1]
+
+
+class QualitySource(Spec):
+    """An OpenAI-compatible endpoint serving a model (at a precision) that cannot run here: a GPU box of yours or a
+    hosted provider. Its answers stand for the model's answers at that precision, are scored like answers made here
+    and cached under the same key; every figure names the endpoint. infercost cannot check that the endpoint really
+    serves what is declared: the declaration is recorded with every figure."""
+
+    model: str = Field(min_length=1, description="the model as the space names it")
+    precision: str | None = Field(default=None, description="leave out for every precision of the model")
+    base_url: str = Field(description="e.g. http://gpu-box:8000/v1")
+    served_model: str = Field(min_length=1, description="the model name the endpoint expects")
+    api_key_env: str | None = Field(default=None, description="environment variable holding the key")
+    request_timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "QualitySource":
+        self.endpoint()  # the same checks as an openai deployment's base_url and key variable
+        return self
+
+    def endpoint(self):
+        from pydantic import ValidationError
+
+        from infercost.spec.deployment import OpenAIDeployment
+
+        try:
+            return OpenAIDeployment(engine="openai", model=self.served_model, base_url=self.base_url,
+                                    api_key_env=self.api_key_env, request_timeout_s=self.request_timeout_s)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}") \
+                from None
+
+    def serves(self, model: str, precision: str) -> bool:
+        return self.model == model and self.precision in (None, precision)
+
+
 class SearchSpace(Spec):
     models: list[str]
     engines: list[Literal["vllm", "transformers"]] = Field(default_factory=lambda: ["vllm"])
@@ -64,6 +124,25 @@ class SearchSpace(Spec):
     enable_prefix_caching: list[bool] = Field(default_factory=lambda: [True])
     kv_cache_dtype: list[str] = Field(default_factory=lambda: ["auto"], description="vLLM only")
     placements: Placements = Field(default_factory=Placements)
+    apis: list[ApiCandidate] = Field(
+        default_factory=list, description="hosted models priced per token (vendor/model from the catalog), "
+        "competing with the self-hosted placements under the same constraints")
+
+    @field_validator("apis", mode="before")
+    @classmethod
+    def _api_names(cls, v: Any) -> Any:
+        return [{"name": a} if isinstance(a, str) else a for a in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _distinct_apis(self) -> "SearchSpace":
+        names = [a.name for a in self.apis]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ValueError(f"apis: {dup} is listed twice")
+        return self
+
+    def api(self, name: str) -> ApiCandidate:
+        return next(a for a in self.apis if a.name == name)
 
     @field_validator("models", "engines", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching",
                      "kv_cache_dtype")
@@ -132,6 +211,8 @@ class StudySpec(FileSpec):
     n_trials: int = Field(default=20, gt=0)
     seed: int = 0
     calibration: str | None = Field(default=None, description="calibration file for projections of `here`")
+    quality_sources: list[QualitySource] = Field(
+        default_factory=list, description="endpoints that serve models which cannot run here, to score their answers")
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":
@@ -142,4 +223,17 @@ class StudySpec(FileSpec):
         bad = [p for p in self.space.placements.pricing if p not in PRICING_MODELS]
         if bad:
             raise ValueError(f"unknown pricing {bad[0]}")
+        for i, source in enumerate(self.quality_sources):
+            if source.model not in self.space.models:
+                raise ValueError(f"quality_sources[{i}]: model {source.model!r} is not in space.models "
+                                 f"({', '.join(self.space.models)}), so it would never be used")
+            known = sorted({p for e in self.space.engines for p in self.space.precisions_for(e)})
+            if source.precision is not None and source.precision not in known:
+                raise ValueError(f"quality_sources[{i}]: precision {source.precision!r} is not searched: expected "
+                                 f"one of {', '.join(known)} (or leave it out for every precision)")
         return self
+
+    def quality_source(self, model: str, precision: str) -> QualitySource | None:
+        """The first declared endpoint serving `model` at `precision` (a source naming the precision comes first)."""
+        matches = [s for s in self.quality_sources if s.serves(model, precision)]
+        return min(matches, key=lambda s: s.precision is None) if matches else None

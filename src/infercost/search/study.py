@@ -166,12 +166,16 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
                                                                                                              spec)
         key = cfg.key()
         trial.set_user_attr("config_key", key)
-        earlier = next((t for t in finished_trials(study) if t.user_attrs.get("config_key") == key
+        # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before)
+        earlier = next((t for t in reversed(finished_trials(study)) if t.user_attrs.get("config_key") == key
                         and "outcome" in t.user_attrs), None)
         baseline = study.user_attrs.get("baseline")
         if earlier is not None:
             outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
             trial.set_user_attr("reused_from", earlier.number)
+            if Evaluator.quality_unverified(outcome) and key in requeued:
+                outcome = asyncio.run(evaluator.rejudged(outcome))
+                trial.set_user_attr("quality_rejudged", True)
         elif baseline is not None and TrialOutcome.model_validate(baseline).config.key() == key:
             outcome = TrialOutcome.model_validate(baseline)  # today's plan is in the space: measured once
             trial.set_user_attr("reused_from", "baseline")
@@ -187,15 +191,24 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
             raise optuna.TrialPruned(outcome.reason)
         return _values(spec, outcome)
 
+    # Trials whose quality nothing could check, and which can be judged now (an endpoint was declared for their
+    # model, or its answers were cached since): queued again, on top of n_trials, and judged on quality only.
+    latest = {o.config.key(): (t, o) for t, o in outcomes(study)}  # in trial order: the last one wins
+    requeued = set()
+    for key, (t, o) in latest.items():
+        if Evaluator.quality_unverified(o) and evaluator.quality_available(o.config):
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            requeued.add(key)
     baseline = study.user_attrs.get("baseline")
     if baseline is not None and grid is None and not study.get_trials(deepcopy=False):
         params = params_for(TrialOutcome.model_validate(baseline).config, spec)
         if params is not None:  # start from today's plan: a known point, reused rather than measured again
             study.enqueue_trial(params, skip_if_exists=True)
-    remaining = max(0, spec.n_trials - len(finished_trials(study)))
+    wanted = max(spec.n_trials, len(finished_trials(study))) + len(requeued)
+    remaining = wanted - len(finished_trials(study))
     if remaining:
         study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
-            spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
+            wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
             gc_after_trial=False)
     return study
 

@@ -1,0 +1,109 @@
+"""Build versus buy: the cheapest option that meets every constraint, self-hosted or a hosted API; the daily volume
+above which self-hosting beats the best API; and each option's monthly cost across volumes, for the chart. APIs the
+study did not search are still shown, priced at the winner's token counts, and labelled as not measured."""
+
+from __future__ import annotations
+
+import math
+
+from infercost.cost.catalog import Catalog
+from infercost.cost.crossover import cost_curve, crossover, daily_volume
+from infercost.cost.pricing import CostRow, api_cost_row
+from infercost.search.evaluate import TrialOutcome
+from infercost.search.recommendation import BuildOrBuy, BuyOption, Unverified
+from infercost.spec.workload import Workload
+
+CURVES = 3  # self-hosted configurations and APIs drawn each
+
+
+def _option(trial: int | None, o: TrialOutcome) -> BuyOption:
+    c = o.cost
+    if o.kind == "api":
+        latency = o.latency_source or "not measured"
+    else:
+        latency = f"{o.kind} (capacity {o.capacity_rps:.3g} req/s per replica)" if o.capacity_rps else o.kind
+    return BuyOption(trial=trial, label=o.config.label(), kind=o.kind or "", status=o.status,
+                     cost_per_1k_requests=c.cost_per_1k_requests if c else None,
+                     monthly_cost=c.monthly_cost if c else None, latency=latency, quality=o.quality_source,
+                     reason=o.reason)
+
+
+def _catalog_option(row: CostRow) -> BuyOption:
+    return BuyOption(label=f"{row.deployment} API (per token)", kind="api", status="not searched",
+                     cost_per_1k_requests=row.cost_per_1k_requests, monthly_cost=row.monthly_cost,
+                     latency="not measured", quality="not measured",
+                     reason="not in the study's space.apis: cost only, at the recommendation's token counts")
+
+
+def build_or_buy(rows: list[tuple[int, TrialOutcome]], workload: Workload, catalog: Catalog,
+                 in_study: set[str]) -> BuildOrBuy | None:
+    """`rows`: every trial with its outcome; `in_study`: the vendor/model names the study searched."""
+    latest: dict[str, tuple[int, TrialOutcome]] = {}
+    for t, o in rows:  # a configuration's latest outcome (one re-judged on quality supersedes the one before)
+        if o.cost is not None:
+            latest[o.config.key()] = (t, o)
+    built = sorted(((t, o) for t, o in latest.values() if o.kind != "api" and o.status == "feasible"),
+                   key=lambda x: x[1].objective)
+    apis = sorted(((t, o) for t, o in latest.values() if o.kind == "api"), key=lambda x: x[1].cost.cost_per_1k_requests)
+    bought = [(t, o) for t, o in apis if o.status == "feasible"]
+    if not built and not apis:
+        return None
+    demand = workload.demand
+    result = BuildOrBuy(demand_requests_per_day=daily_volume(demand))
+    result.best_self_hosted = _option(*built[0]) if built else None
+    result.apis = [_option(t, o) for t, o in apis]
+    tokens = built[0][1].cost if built else None
+    if tokens is not None and tokens.mean_input_tokens is not None and tokens.mean_output_tokens is not None:
+        others = [api_cost_row(p, workload.name, workload.tags.as_dict(), tokens.mean_input_tokens,
+                               tokens.mean_output_tokens, demand, token_source="the recommendation's token counts")
+                  for p in catalog.token_prices if f"{p.provider}/{p.model}" not in in_study]
+        result.not_searched = [_catalog_option(r) for r in sorted(others, key=lambda r: r.cost_per_1k_requests)[:5]]
+    else:
+        others = []
+    result.best_api = _option(*bought[0]) if bought else None
+    _decide(result, built, bought, apis)
+    api_row = bought[0][1].cost if bought else (apis[0][1].cost if apis else (
+        min(others, key=lambda r: r.cost_per_1k_requests) if others else None))
+    if built and api_row is not None:
+        x = crossover(built[0][1].cost, api_row, demand)
+        result.crossover_requests_per_day = x.requests_per_day
+        result.crossover_note = x.note
+        result.crossover_against = api_row.deployment + ("" if bought else " (not verified: cost only)")
+    _curves(result, built, apis, others, demand)
+    return result
+
+
+def _decide(r: BuildOrBuy, built, bought, apis) -> None:
+    b = built[0][1] if built else None
+    a = bought[0][1] if bought else None
+    if b is None and a is None:
+        r.choice = "none"
+        r.verdict = "Neither a self-hosted configuration nor an API met every constraint."
+        return
+    if a is None or (b is not None and b.objective <= a.objective):
+        r.choice = "build"
+        r.verdict = f"Build: {b.config.label()} is the cheapest option that meets every constraint"
+        if a is not None:
+            r.verdict += f", {1 - b.objective / a.objective:.0%} below the best API ({a.config.label()})"
+        elif apis:
+            r.verdict += "; no API met every constraint (" + "; ".join(
+                f"{o.config.model}: {o.reason}" for _, o in apis[:3]) + ")"
+        r.verdict += "."
+        return
+    r.choice = "buy"
+    r.verdict = f"Buy: {a.config.label()} is the cheapest option that meets every constraint"
+    r.verdict += (f", {1 - a.objective / b.objective:.0%} below the best self-hosted configuration "
+                  f"({b.config.label()})." if b is not None else "; no self-hosted configuration met them.")
+
+
+def _curves(r: BuildOrBuy, built, apis, others: list[CostRow], demand) -> None:
+    base = r.demand_requests_per_day
+    if not base:
+        return
+    lo, hi = max(1.0, base / 100), base * 100
+    volumes = [lo * (hi / lo) ** (i / 60) for i in range(61)]
+    rows = [o.cost for _, o in built[:CURVES]] + [o.cost for _, o in apis[:CURVES]]
+    rows += sorted(others, key=lambda x: x.cost_per_1k_requests)[:max(0, CURVES - len(apis))]
+    r.curves = cost_curve(rows, demand, volumes)
+    for curve in r.curves:
+        curve["points"] = [(v, c) for v, c in curve["points"] if c is not None and math.isfinite(c)]
