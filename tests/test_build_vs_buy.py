@@ -73,6 +73,26 @@ def test_an_api_not_in_the_catalog_is_one_line_with_the_known_names(tmp_path, ca
     assert str(path) in err and "space.apis[0]" in err and expected in err, err
 
 
+@pytest.mark.parametrize("changes, expected", [
+    ({"quality_sources": [{"model": "llama-3.1-8b", "base_url": "http://h:8000/v1", "served_model": "m"}]},
+     "quality_sources[0]: model 'llama-3.1-8b' is not in space.models (smollm2-135m-instruct)"),
+    ({"quality_sources": [{"model": "smollm2-135m-instruct", "precision": "awq", "base_url": "http://h:8000/v1",
+                           "served_model": "m"}]}, "precision 'awq' is not searched: expected one of float32"),
+    ({"quality_sources": [{"model": "smollm2-135m-instruct", "base_url": "gpu-box:8000", "served_model": "m"}]},
+     "base_url"),
+    ({"quality_sources": [{"model": "smollm2-135m-instruct", "base_url": "http://h/v1", "served_model": "m",
+                           "api_key_env": "sk-abcdefghijklmnopqrstuvwxyz012345"}]}, "not the key itself"),
+    ({"space.apis": ["groq/llama-3.1-8b-instant", "groq/llama-3.1-8b-instant"]}, "listed twice"),
+    ({"space.apis": ["gpt-4o-mini"]}, "space.apis[0].name: expected vendor/model as in the catalog's token prices"),
+])
+def test_bad_sources_and_apis_are_one_line(tmp_path, capsys, changes, expected):
+    path = study_file(tmp_path, **changes)
+    code = main(["optimize", str(path), "--results-dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and str(path) in err and expected in err, err
+    assert "sk-abcdefghijklmnopqrstuvwxyz012345" not in err
+
+
 def test_an_unreachable_quality_endpoint_is_one_line_and_the_study_goes_on(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     path = study_file(tmp_path, **{"space.max_num_seqs": [16, 64], "quality_sources": [
@@ -201,9 +221,9 @@ def test_quality_through_an_endpoint_and_an_api_candidate_on_the_loopback_server
     b = rec.build_or_buy
     assert b.choice in ("build", "buy", "none") and b.verdict
     assert b.best_self_hosted is None or b.best_self_hosted.kind == "projected"
-    if gpu.status == "feasible" and loop.status == "feasible":
-        cheaper = "build" if gpu.objective <= loop.objective else "buy"
-        assert b.choice == cheaper and rec.winner.kind == ("projected" if cheaper == "build" else "api")
+    if gpu.status == "feasible" and loop.status == "feasible":  # compared on the monthly bill at the demand
+        cheaper = "build" if gpu.cost.monthly_cost <= loop.cost.monthly_cost else "buy"
+        assert b.choice == cheaper and b.basis == "per month at this workload's demand"
         assert b.crossover_against == "loopback/smollm2" and b.crossover_note
     paths = api.report(rec, results / "report")
     html = paths["html"].read_text()

@@ -5,7 +5,7 @@ import pytest
 
 from infercost.cost.crossover import api_monthly, cost_curve, crossover, daily_volume, scaled_demand, \
     self_hosted_monthly
-from infercost.cost.pricing import CostRow
+from infercost.cost.pricing import CostRow, FleetPolicy
 from infercost.report.charts import cost_vs_volume
 from infercost.spec.workload import Demand
 
@@ -43,6 +43,40 @@ def test_no_crossover_when_a_busy_replica_costs_more_per_request_than_the_api():
     assert "never beats vendor/model" in x.note and "$0.000278" in x.note
 
 
+def test_the_last_crossing_even_where_the_api_wins_back_only_a_narrow_stretch():
+    # the API at $0.0003 a request, 8% above a busy replica's $0.000278: just above each multiple of 86,400/day a
+    # new replica ($730/month) makes self-hosting dearer again until the API's bill catches up. With 13 replicas
+    # (above 1,036,800/day) the API costs 0.0003 x V x 730/24 against 13 x $730: equal at V = 13 x 24 / 0.0003 =
+    # 1,040,000, a stretch of 0.3% that a 400-point grid misses; with 14 (above 1,123,200) the API is already dearer
+    api = row("api", cost_per_1k_requests=0.3)
+    x = crossover(SELF, api, FLAT)
+    assert x.requests_per_day == pytest.approx(1_040_000) and x.self_hosted_cheaper_above
+    assert self_hosted_monthly(SELF, FLAT, 1_039_000) == pytest.approx(13 * 730) > api_monthly(api, 1_039_000)
+    assert self_hosted_monthly(SELF, FLAT, 1_123_300) == pytest.approx(14 * 730) < api_monthly(api, 1_123_300)
+
+
+def test_never_when_replicas_sized_on_the_peak_cost_more_per_request_than_the_api():
+    # no profile: replicas are sized on the peak, 3 times the mean, so at scale a request costs 3 x $0.000278 =
+    # $0.000833; the API's $0.0005 is above a busy replica's cost but below that, so self-hosting never wins
+    x = crossover(SELF, row("api", cost_per_1k_requests=0.5), Demand(requests_per_day=86_400, peak_rps=3.0))
+    assert x.requests_per_day is None and not x.self_hosted_cheaper_above
+    assert "$0.000833" in x.note and "$0.000500" in x.note
+
+
+def test_a_profile_makes_the_curves_cross_three_times_and_the_last_one_counts():
+    # 8 quiet hours at weight 1 and 16 busy at 4 (sum 72); the API at $2/3600 a request. Below 64,800/day the busy
+    # hours run under 1 req/s: 24 replica-hours ($730), which the API reaches at 24 x 1,800 = 43,200/day. From
+    # 64,800 the busy hours need 2 replicas: 40 replica-hours ($1,216.67), reached by the API at 40 x 1,800 = 72,000
+    d = Demand(requests_per_day=50_000, hourly_profile=[1] * 8 + [4] * 16)
+    api = row("api", cost_per_1k_requests=2 / 3.6)
+    assert self_hosted_monthly(SELF, d, 50_000) == pytest.approx(730) < api_monthly(api, 50_000)
+    assert self_hosted_monthly(SELF, d, 70_000) == pytest.approx(40 * 730 / 24) > api_monthly(api, 70_000)
+    x = crossover(SELF, api, d)
+    assert x.requests_per_day == pytest.approx(72_000) and "above 72,000 requests/day" in x.note
+    # scale in steps of 2: the quiet hours also run 2 replicas, 48 replica-hours a day from 64,800 -> 86,400/day
+    assert crossover(SELF, api, d, FleetPolicy(scale_step=2)).requests_per_day == pytest.approx(86_400)
+
+
 def test_scaled_demand_keeps_the_profile_and_the_peak_to_mean_ratio():
     profile = [1] * 12 + [3] * 12
     d = Demand(requests_per_day=24_000, peak_rps=0.5, hourly_profile=profile)
@@ -65,5 +99,5 @@ def test_the_chart_draws_each_curve_and_marks_the_demand():
     assert [c["kind"] for c in curves] == ["self-hosted", "api"]
     assert curves[1]["points"][1] == (10_000, pytest.approx(api_monthly(api, 10_000)))
     svg = cost_vs_volume(curves, 50_000, [24_000])
-    assert svg.startswith("<svg") and "vendor/model" in svg and "this workload" in svg and "cross-over 24,000/day" in svg
+    assert svg.startswith("<svg") and "vendor/model" in svg and "this workload: 50,000/day" in svg and "cross-over 24,000/day" in svg
     assert cost_vs_volume([], 1.0) is None

@@ -117,14 +117,15 @@ def cost_vs_volume(curves: list[dict[str, Any]], demand_per_day: float | None,
     curves = [c for c in curves if c.get("points")]
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(6.8, 3.8))
+    fig, ax = plt.subplots(figsize=(6.8, 3.6))
     for c in curves:
         xs, ys = zip(*c["points"])
-        ax.plot(xs, ys, lw=1.3, ls="--" if c["kind"] == "api" else "-", label=_short(c["label"], 60))
+        ax.plot(xs, ys, lw=1.3, ls="--" if c["kind"] == "api" else "-", label=_short(c["label"], 90))
     if demand_per_day:
         ax.axvline(demand_per_day, color="black", lw=0.8, ls=":")
-        ax.annotate("this workload", (demand_per_day, 1), xycoords=("data", "axes fraction"), xytext=(3, -10),
-                    textcoords="offset points", fontsize=8)
+        ax.annotate(f"this workload: {demand_per_day:,.0f}/day", (demand_per_day, 1),
+                    xycoords=("data", "axes fraction"), xytext=(-3, -10), textcoords="offset points", fontsize=8,
+                    ha="right")
     for x in crossovers or []:
         ax.axvline(x, color="crimson", lw=0.8, alpha=0.7)
         ax.annotate(f"cross-over {x:,.0f}/day", (x, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
@@ -133,6 +134,6 @@ def cost_vs_volume(curves: list[dict[str, Any]], demand_per_day: float | None,
     ax.set_yscale("log")
     ax.set_xlabel("requests per day")
     ax.set_ylabel("$ per month")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     ax.set_title("Build or buy: monthly cost against daily volume")
     return _svg(fig)

@@ -149,7 +149,8 @@ def print_quality(console: Console, summary: Any, worst: int = 5) -> None:
     what = f"agreement with {s.relative_to}" if s.relative_to else "score"
     console.print(f"quality of {s.deployment}: {s.evaluated}/{s.prompts} prompts evaluated"
                   + (" (stopped early: the target could no longer be met)" if s.stopped_early else "")
-                  + (" — answers from cache, no engine started" if s.cache_hit else ""))
+                  + (" — answers from cache, no engine started" if s.cache_hit else ""), markup=False)
+    console.print(f"answers from {getattr(s, 'answers_from', 'this machine')}", markup=False)
     console.print(f"mean {what} {_fmt(s.mean_score, 3)}{ci(s.mean_score_ci95)}; pass rate (≥ {s.threshold:g}) "
                   f"{_fmt(s.pass_rate, 3)}{ci(s.pass_rate_ci95)}")
     if s.target_met is not None:

@@ -16,6 +16,12 @@ from infercost.spec.workload import Workload
 CURVES = 3  # self-hosted configurations and APIs drawn each
 
 
+def _bill(o: TrialOutcome) -> tuple:
+    """Cheapest first by the monthly bill at the workload's demand where there is one, else by the objective."""
+    monthly = o.cost.monthly_cost if o.cost is not None else None
+    return (monthly is None, monthly or 0.0, o.objective)
+
+
 def _option(trial: int | None, o: TrialOutcome) -> BuyOption:
     c = o.cost
     if o.kind == "api":
@@ -43,9 +49,9 @@ def build_or_buy(rows: list[tuple[int, TrialOutcome]], workload: Workload, catal
         if o.cost is not None:
             latest[o.config.key()] = (t, o)
     built = sorted(((t, o) for t, o in latest.values() if o.kind != "api" and o.status == "feasible"),
-                   key=lambda x: x[1].objective)
+                   key=lambda x: _bill(x[1]))
     apis = sorted(((t, o) for t, o in latest.values() if o.kind == "api"), key=lambda x: x[1].cost.cost_per_1k_requests)
-    bought = [(t, o) for t, o in apis if o.status == "feasible"]
+    bought = sorted(((t, o) for t, o in apis if o.status == "feasible"), key=lambda x: _bill(x[1]))
     if not built and not apis:
         return None
     demand = workload.demand
@@ -73,6 +79,19 @@ def build_or_buy(rows: list[tuple[int, TrialOutcome]], workload: Workload, catal
     return result
 
 
+def _at_demand(b: TrialOutcome | None, a: TrialOutcome | None) -> tuple[str, object]:
+    """What the verdict compares: the monthly bill at the workload's demand where both sides have one (an idle
+    replica is paid for; an API's idle hours are free), else the study's objective."""
+    both = [o for o in (b, a) if o is not None]
+    if all(o.cost is not None and o.cost.monthly_cost is not None for o in both):
+        return "per month at this workload's demand", lambda o: o.cost.monthly_cost
+    return "by the study's objective", lambda o: o.objective
+
+
+def _money(v: float) -> str:
+    return f"${v:,.0f}" if v >= 100 else f"${v:,.4g}"
+
+
 def _decide(r: BuildOrBuy, built, bought, apis) -> None:
     b = built[0][1] if built else None
     a = bought[0][1] if bought else None
@@ -80,20 +99,24 @@ def _decide(r: BuildOrBuy, built, bought, apis) -> None:
         r.choice = "none"
         r.verdict = "Neither a self-hosted configuration nor an API met every constraint."
         return
-    if a is None or (b is not None and b.objective <= a.objective):
+    basis, cost = _at_demand(b, a)
+    r.basis = basis
+    if a is None or (b is not None and cost(b) <= cost(a)):
         r.choice = "build"
-        r.verdict = f"Build: {b.config.label()} is the cheapest option that meets every constraint"
+        r.verdict = (f"Build: {b.config.label()} is the cheapest option that meets every constraint "
+                     f"({_money(cost(b))} {basis})")
         if a is not None:
-            r.verdict += f", {1 - b.objective / a.objective:.0%} below the best API ({a.config.label()})"
+            r.verdict += f", {1 - cost(b) / cost(a):.0%} below the best API ({a.config.label()}, {_money(cost(a))})"
         elif apis:
             r.verdict += "; no API met every constraint (" + "; ".join(
-                f"{o.config.model}: {o.reason}" for _, o in apis[:3]) + ")"
+                f"{o.config.model}: {(o.reason or '').split(' (')[0]}" for _, o in apis[:3]) + "; see the table)"
         r.verdict += "."
         return
     r.choice = "buy"
-    r.verdict = f"Buy: {a.config.label()} is the cheapest option that meets every constraint"
-    r.verdict += (f", {1 - a.objective / b.objective:.0%} below the best self-hosted configuration "
-                  f"({b.config.label()})." if b is not None else "; no self-hosted configuration met them.")
+    r.verdict = (f"Buy: {a.config.label()} is the cheapest option that meets every constraint ({_money(cost(a))} "
+                 f"{basis})")
+    r.verdict += (f", {1 - cost(a) / cost(b):.0%} below the best self-hosted configuration ({b.config.label()}, "
+                  f"{_money(cost(b))})." if b is not None else "; no self-hosted configuration met them.")
 
 
 def _curves(r: BuildOrBuy, built, apis, others: list[CostRow], demand) -> None:

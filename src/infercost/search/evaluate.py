@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -309,7 +310,9 @@ class Evaluator:
         answer cache, so the next `infercost optimize` of the study re-judges the trial."""
         sets = " ".join(f"--set {k}={v}" for k, v in cfg.deployment(self.spec.fixed).items()
                         if k in ("engine", "model", "dtype", "quantization", "kv_cache_dtype"))
-        workload = self.spec.resolve(self.spec.workload)
+        workload = Path(os.path.normpath(self.spec.resolve(self.spec.workload)))
+        if workload.is_relative_to(Path.cwd()):
+            workload = workload.relative_to(Path.cwd())
         return (f"infercost quality {workload} {sets} --endpoint http://HOST:PORT/v1 --served-model NAME "
                 f"--cache-dir {self.quality_dir}")
 

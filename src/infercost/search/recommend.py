@@ -64,11 +64,19 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
         return rec
     t0, best = feasible[0]
     c = best.cost
+    b = rec.build_or_buy
+    if b is not None and b.choice != "none" and b.basis and b.basis.startswith("per month"):
+        chosen = b.best_self_hosted if b.choice == "build" else b.best_api
+        if chosen is not None and chosen.label != best.config.label() and spec.objective != "monthly_cost":
+            b.verdict += (f" The study's recommendation ({best.config.label()}) is chosen on cost per 1k requests "
+                          "at full utilisation; at this workload's demand the bill above is lower (set objective: "
+                          "monthly_cost to search on it).")
     rec.winner = _winner(t0.number, best, rows, workload, found)
     rec.decision = spec.constraints.decision
     rec.alternatives = [Alternative(trial=t.number, label=o.config.label(), kind=o.kind,
-                                    cost_per_1k_requests=o.objective, ttft_p95_ms=o.ttft_p95_ms,
-                                    quality=o.quality_score, why_not=_why_not(best, o))
+                                    cost_per_1k_requests=o.cost.cost_per_1k_requests, ttft_p95_ms=o.ttft_p95_ms,
+                                    monthly_cost=o.cost.monthly_cost, quality=o.quality_score,
+                                    why_not=_why_not(best, o, spec.objective))
                         for t, o in feasible[1:1 + ALTERNATIVES]]
     w = rec.winner
     if len(feasible) > 1:
@@ -116,7 +124,11 @@ def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dic
             for k, v in o.constraints.items():
                 if v > 0:
                     excluded[k] = excluded.get(k, 0) + 1
-    binding = (f"{tightest} sets the capacity (smallest SLO margin)" if tightest else "the SLO sets the capacity")
+    if best.kind == "api":  # bought: the vendor's limit, not an SLO, caps what it carries
+        binding = f"its {best.capacity_basis or 'rate limit'} caps what it carries" + (
+            f"; {tightest} has the smallest SLO margin" if tightest else "")
+    else:
+        binding = f"{tightest} sets the capacity (smallest SLO margin)" if tightest else "the SLO sets the capacity"
     if excluded:
         binding += "; cheaper configurations were excluded by " + ", ".join(
             f"{k} ({n})" for k, n in sorted(excluded.items(), key=lambda kv: -kv[1]))
@@ -126,6 +138,7 @@ def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dic
         cost_per_1k_requests=c.cost_per_1k_requests, cost_per_1m_output_tokens=c.cost_per_1m_output_tokens,
         cost_per_1m_total_tokens=c.cost_per_1m_total_tokens, monthly_cost=c.monthly_cost,
         monthly_cost_basis=c.monthly_cost_basis, replicas_at_peak=c.replicas_at_peak, capacity_rps=best.capacity_rps,
+        capacity_basis=best.capacity_basis,
         savings_vs_baseline=found["best"][0].get("savings") if found["best"] else None,
         baseline=BaselineFacts(label=TrialOutcome.model_validate(base).config.label(),
                                cost_per_1k_requests=base["objective"], status=base["status"],
@@ -153,6 +166,9 @@ def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
     base = dict(other=other.config.label(), other_objective=other.objective, other_interval=oi, winner_interval=wi)
     if wi is None or oi is None:
         return Comparison(**base, verdict="no intervals", note=f"{gap} (point estimates: no interval recorded)")
+    if other.objective is not None and best.objective >= other.objective:  # equal figures (e.g. both one replica's month): a tie
+        return Comparison(**base, verdict="too close to call",
+                          note=f"the same {best.objective:.5g} at the central figures: a tie on this evidence")
     if wi[1] <= oi[0]:  # a measured interval excludes its low-cost end ([low, high) capacity): touching is apart
         return Comparison(**base, verdict="beyond the intervals",
                           note=f"{gap}, beyond the intervals: at most {wi[1]:.5g} against at least {oi[0]:.5g}")
@@ -161,8 +177,9 @@ def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
                            f"{oi[0]:.5g}–{oi[1]:.5g}): too close to call on this evidence")
 
 
-def _why_not(best: TrialOutcome, o: TrialOutcome) -> str:
-    text = f"{o.objective / best.objective - 1:.0%} more per 1k requests than the recommendation"
+def _why_not(best: TrialOutcome, o: TrialOutcome, objective: str = "cost_per_1k_requests") -> str:
+    unit = "per month" if objective == "monthly_cost" else "per 1k requests"
+    text = f"{o.objective / best.objective - 1:.0%} more {unit} than the recommendation"
     verdict = compare(best, o, "it").verdict
     if verdict == "beyond the intervals":
         return text + ", beyond the intervals"
@@ -217,8 +234,9 @@ def _unverified(rows, best: TrialOutcome | None) -> list[Unverified]:
             continue
         if best is not None and o.objective is not None and o.objective >= best.objective:
             break
-        out.append(Unverified(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
-                              quality=o.quality_source, settle_with=o.quality_settle_with))
+        out.append(Unverified(trial=t.number, label=o.config.label(),
+                              cost_per_1k_requests=o.cost.cost_per_1k_requests, quality=o.quality_source,
+                              settle_with=o.quality_settle_with))
     return out[:8]
 
 

@@ -78,7 +78,8 @@ class Winner(Record):
     omit_when_none: ClassVar[frozenset[str]] = frozenset(
         {"confidence", "cost_per_1k_requests_low", "cost_per_1k_requests_high", "monthly_cost_low",
          "monthly_cost_high", "capacity_low_rps", "capacity_high_rps", "versus_runner_up", "versus_baseline",
-         "margin_inside_band", "settle_with", "settle_on", "savings_withheld", "quality_settle_with"})
+         "margin_inside_band", "settle_with", "settle_on", "savings_withheld", "quality_settle_with",
+         "capacity_basis"})
 
     trial: int
     config: dict[str, Any]
@@ -95,6 +96,7 @@ class Winner(Record):
     monthly_cost_basis: str | None = None
     replicas_at_peak: int | None = None
     capacity_rps: float | None = None
+    capacity_basis: str | None = None  # an API: the rate limit that is its capacity
     savings_vs_baseline: float | None = None
     # why no saving against the baseline is claimed: the winner's quality was not checked against the target
     savings_withheld: str | None = None
@@ -131,6 +133,7 @@ class Alternative(Record):
     kind: str | None
     cost_per_1k_requests: float
     ttft_p95_ms: float | None = None
+    monthly_cost: float | None = None
     quality: float | None = None
     why_not: str
 
@@ -244,6 +247,7 @@ class BuildOrBuy(Record):
 
     choice: Literal["build", "buy", "none"] = "none"
     verdict: str = ""
+    basis: str | None = None  # what was compared: the monthly bill at the workload's demand, or the objective
     best_self_hosted: BuyOption | None = None
     best_api: BuyOption | None = None
     apis: list[BuyOption] = Field(default_factory=list)  # every API the study searched, cheapest first

@@ -59,7 +59,8 @@ def baseline_config(baseline: Any) -> TrialConfig:
                        devices=baseline.devices, pricing=baseline.pricing)
 
 
-def summary(study: optuna.Study) -> dict[str, Any]:
+def summary(study: optuna.Study, quality_target: bool = False) -> dict[str, Any]:
+    """`quality_target`: the workload has one, so a saving is only claimed for a winner whose quality was checked."""
     chosen = best(study)
     base = study.user_attrs.get("baseline")
     base_o = TrialOutcome.model_validate(base) if base else None
@@ -74,18 +75,22 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     for t, o in chosen:
         entry = {"trial": t.number, "config": o.config.label(), "outcome": o.model_dump(mode="json")}
         if base_o and base_o.cost and o.cost and base_o.objective:
-            entry["savings"] = 1 - o.objective / base_o.objective
+            if quality_target and o.quality_met is not True:
+                entry["savings_withheld"] = "its quality was not checked against the workload's target"
+            else:
+                entry["savings"] = 1 - o.objective / base_o.objective
         out["best"].append(entry)
     return out
 
 
 class BestTrial(Record):
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"savings"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"savings", "savings_withheld"})
 
     trial: int
     config: str
     outcome: TrialOutcome
     savings: float | None = None  # against the baseline's cost, as a share
+    savings_withheld: str | None = None  # why no saving is claimed
 
 
 class StudyResult(Record):
@@ -122,4 +127,6 @@ class StudyResult(Record):
     @classmethod
     def of(cls, study: optuna.Study, storage: str, elapsed_s: float | None = None, **context: Any) -> "StudyResult":
         """`context`: the spec, workload and results_dir it ran with, so it can be recommended on from Python."""
-        return cls(**summary(study), storage=storage, elapsed_s=elapsed_s, optuna_study=study, **context)
+        workload = context.get("workload")
+        target = bool(workload is not None and workload.quality is not None and workload.quality.target is not None)
+        return cls(**summary(study, target), storage=storage, elapsed_s=elapsed_s, optuna_study=study, **context)

@@ -61,7 +61,7 @@ class ApiCandidate(Spec):
     """A hosted model bought per token, competing with the self-hosted placements. `name` is the catalog's
     vendor/model; the other fields override the catalog row (another endpoint, your tier's rate limits)."""
 
-    name: str = Field(pattern=r"^[^/\s]+/\S+$", description="vendor/model as in the catalog's token prices")
+    name: str = Field(description="vendor/model as in the catalog's token prices")
     base_url: str | None = Field(default=None, pattern=r"^https?://", description="default: the catalog's")
     served_model: str | None = Field(default=None, description="the model name the endpoint expects")
     api_key_env: str | None = Field(default=None, description="environment variable holding the key")
@@ -69,6 +69,14 @@ class ApiCandidate(Spec):
     tokens_per_minute: float | None = Field(default=None, gt=0, description="your tier's token limit")
     cached_input_share: float = Field(default=0.0, ge=0, le=1,
                                       description="share of input tokens you expect billed at the cached price")
+
+    @field_validator("name")
+    @classmethod
+    def _vendor_model(cls, v: str) -> str:
+        vendor, _, model = v.partition("/")
+        if not vendor.strip() or not model.strip() or any(c.isspace() for c in v):
+            raise ValueError("expected vendor/model as in the catalog's token prices, e.g. groq/llama-3.1-8b-instant")
+        return v
 
     @property
     def vendor(self) -> str:
