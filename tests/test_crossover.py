@@ -51,8 +51,10 @@ def test_the_last_crossing_even_where_the_api_wins_back_only_a_narrow_stretch():
     api = row("api", cost_per_1k_requests=0.3)
     x = crossover(SELF, api, FLAT)
     assert x.requests_per_day == pytest.approx(1_040_000) and x.self_hosted_cheaper_above
-    assert self_hosted_monthly(SELF, FLAT, 1_039_000) == pytest.approx(13 * 730) > api_monthly(api, 1_039_000)
-    assert self_hosted_monthly(SELF, FLAT, 1_123_300) == pytest.approx(14 * 730) < api_monthly(api, 1_123_300)
+    assert self_hosted_monthly(SELF, FLAT, 1_039_000) == pytest.approx(13 * 730)
+    assert api_monthly(api, 1_039_000) < 13 * 730
+    assert self_hosted_monthly(SELF, FLAT, 1_123_300) == pytest.approx(14 * 730)
+    assert api_monthly(api, 1_123_300) > 14 * 730
 
 
 def test_never_when_replicas_sized_on_the_peak_cost_more_per_request_than_the_api():
@@ -69,12 +71,16 @@ def test_a_profile_makes_the_curves_cross_three_times_and_the_last_one_counts():
     # 64,800 the busy hours need 2 replicas: 40 replica-hours ($1,216.67), reached by the API at 40 x 1,800 = 72,000
     d = Demand(requests_per_day=50_000, hourly_profile=[1] * 8 + [4] * 16)
     api = row("api", cost_per_1k_requests=2 / 3.6)
-    assert self_hosted_monthly(SELF, d, 50_000) == pytest.approx(730) < api_monthly(api, 50_000)
-    assert self_hosted_monthly(SELF, d, 70_000) == pytest.approx(40 * 730 / 24) > api_monthly(api, 70_000)
+    assert self_hosted_monthly(SELF, d, 50_000) == pytest.approx(730)
+    assert api_monthly(api, 50_000) > 730
+    assert self_hosted_monthly(SELF, d, 70_000) == pytest.approx(40 * 730 / 24)
+    assert api_monthly(api, 70_000) < 40 * 730 / 24
     x = crossover(SELF, api, d)
     assert x.requests_per_day == pytest.approx(72_000) and "above 72,000 requests/day" in x.note
-    # scale in steps of 2: the quiet hours also run 2 replicas, 48 replica-hours a day from 64,800 -> 86,400/day
-    assert crossover(SELF, api, d, FleetPolicy(scale_step=2)).requests_per_day == pytest.approx(86_400)
+    # in steps of 2 every hour runs 2 replicas (48 replica-hours, which the API reaches at 86,400/day) until the busy
+    # hours pass 2 req/s at 129,600/day and need 4: 16 x 4 + 8 x 2 = 80 replica-hours, reached at 144,000/day;
+    # their next step, 6 replicas above 259,200/day (112 replica-hours), is below the API's 144 there
+    assert crossover(SELF, api, d, FleetPolicy(scale_step=2)).requests_per_day == pytest.approx(144_000)
 
 
 def test_scaled_demand_keeps_the_profile_and_the_peak_to_mean_ratio():
