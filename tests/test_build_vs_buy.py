@@ -190,10 +190,15 @@ def test_quality_through_an_endpoint_and_an_api_candidate_on_the_loopback_server
     monkeypatch.setenv(KEY_ENV, key)
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
     results = tmp_path / "results"
-    path = study_file(tmp_path, **{"space.apis": ["loopback/smollm2", "groq/llama-3.1-8b-instant"],
-                                   "quality_sources": [{"model": "smollm2-135m-instruct", "base_url": vllm_server,
-                                                        "served_model": "smollm2", "api_key_env": KEY_ENV}]})
-    found = api.optimize(path, results_dir=results, catalog=[catalog_row(tmp_path, vllm_server)])
+    # the shipped study, its endpoint pointed at the loopback server and its space cut to one placement
+    path = WORKLOADS / "studies" / "build-vs-buy.yaml"
+    overrides = [f"quality_sources=[{{model: smollm2-135m-instruct, precision: float32, base_url: '{vllm_server}', "
+                 f"served_model: smollm2, api_key_env: {KEY_ENV}}}]",
+                 "space.apis=[loopback/smollm2, groq/llama-3.1-8b-instant]", "space.max_num_seqs=[16]",
+                 "space.placements.hardware=[L4]", "space.placements.pricing=[on_demand]", "n_trials=3",
+                 "name=bvb"]
+    found = api.optimize(path, study_overrides=overrides, results_dir=results,
+                         catalog=[catalog_row(tmp_path, vllm_server)])
     by_kind = outcomes_by_kind(found)
 
     # the projected GPU placement: quality scored from the endpoint's answers, cached under the trial's own key
