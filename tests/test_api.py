@@ -46,7 +46,8 @@ def test_optimize_then_recommend_then_report_in_three_lines(found, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["recommendation"]["cost_per_1k_requests"] == winner.cost_per_1k_requests
     assert data["trials"] == {"total": 8, "feasible": found.feasible}
-    assert set(paths) == {"json", "md", "html", "focus"} and all(p.is_file() for p in paths.values())
+    assert set(paths) == {"json", "md", "html", "focus", "volume_chart"} and all(p.is_file() for p in paths.values())
+    assert data["build_or_buy"]["choice"] in ("build", "buy") and data["build_or_buy"]["curves"]
 
 
 def test_spec_objects_work_as_well_as_paths_and_a_rerun_resumes(found, tmp_path):

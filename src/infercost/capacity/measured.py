@@ -13,7 +13,8 @@ from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sa
 from infercost.capacity.result import load_capacity  # noqa: F401  (importable from here, where it was)
 from infercost.capacity.search import repeat_edges, search_capacity
 from infercost.measure import EngineStartFailed, Progress, quiet_stop, measure, start_engine
-from infercost.spec.workload import Traffic, Workload
+from infercost.workload.requests import load_trace
+from infercost.spec.workload import TraceSpec, Traffic, Workload
 from infercost.store import RunStore
 from infercost.store.manifest import run_manifest
 from infercost.store.runs import stored_path, utc_now
@@ -45,11 +46,25 @@ def probe_workload(workload: Workload, options: CapacityOptions, load: float, re
     if options.mode == "concurrency":
         users = int(load)
         traffic = Traffic(arrival="concurrency", concurrency=users, num_requests=max(requests, 3 * users), **common)
+    elif t.arrival == "trace":
+        traffic = t.model_copy(update={**common, "trace": traced_probe(workload, load, requests, options)})
     else:
         arrival = t.arrival if t.arrival in ("poisson", "constant", "gamma") else "poisson"
         n = max(requests, math.ceil(load * options.min_duration_s))
         traffic = Traffic(arrival=arrival, rate=load, burstiness=t.burstiness, num_requests=n, **common)
     return workload.model_copy(update={"traffic": traffic})
+
+
+def traced_probe(workload: Workload, load: float, requests: int, options: CapacityOptions) -> TraceSpec:
+    """A trace probed at `load` req/s: the same window compressed in time (speed x load / the window's rate), not
+    Poisson arrivals, so bursts and lulls stay the trace's. The window is cut to the requests the probe needs."""
+    spec = workload.traffic.trace
+    traced = load_trace(workload)
+    rate_at_speed_1 = (traced.mean_rate() or 1.0) / spec.speed
+    n = max(requests, math.ceil(load * options.min_duration_s))
+    length = n / rate_at_speed_1
+    return spec.model_copy(update={"speed": load / rate_at_speed_1,
+                                   "duration_s": min(spec.duration_s or math.inf, length)})
 
 
 async def measure_capacity(workload: Workload, deployment: Deployment, store: RunStore,

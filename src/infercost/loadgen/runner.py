@@ -9,7 +9,9 @@ import contextlib
 import gc
 import math
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.loadgen.records import RequestRecord
@@ -62,6 +64,7 @@ class LoadGenerator:
         self._last_stop_check = -math.inf
         self._gc_frozen = False
         self._secrets = tuple(engine.secrets()) if hasattr(engine, "secrets") else ()
+        self._passes: dict[int, np.ndarray] = {}
 
     def now(self) -> float:
         """Seconds since the measured run started."""
@@ -87,6 +90,8 @@ class LoadGenerator:
 
     def planned_requests(self) -> int | None:
         t = self.traffic
+        if t.arrival == "trace":
+            return len(self.requests)
         if t.num_requests is not None:
             return t.num_requests
         if t.arrival != "concurrency" and t.rate and not math.isinf(t.rate):
@@ -175,8 +180,31 @@ class LoadGenerator:
         picks = [self.requests[-(i % len(self.requests)) - 1] for i in range(n)]
         await asyncio.gather(*(self._send(self._record(-(i + 1), r, True, None), r) for i, r in enumerate(picks)))
 
+    def request_for(self, i: int) -> Request:
+        """The i-th request sent. When the traffic asks for more requests than there are prompts, each further pass
+        takes every prompt once more in a new seeded order: cycling them in the same order would put a prompt's
+        repeat right after the same neighbours every time, and flatter a prefix cache."""
+        n = len(self.requests)
+        if i < n:
+            return self.requests[i]
+        p = i // n
+        if p not in self._passes:
+            self._passes[p] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
+        return self.requests[int(self._passes[p][i % n])]
+
+    def prompt_reuse(self) -> dict[str, Any] | None:
+        """How often prompts were sent more than once (for the manifest), or None when none was."""
+        sent = sum(1 for r in self.records if not r.warmup)
+        n = len(self.requests)
+        if sent <= n:
+            return None
+        return {"prompts": n, "requests": sent, "passes": math.ceil(sent / n),
+                "order": "every prompt once per pass, each pass after the first in a new seeded order"}
+
     def schedule(self) -> list[float]:
         t = self.traffic
+        if t.arrival == "trace":  # the traced offsets, already windowed and sped up
+            return [float(r.meta["offset_s"]) for r in self.requests]
         n = t.num_requests if t.num_requests is not None else count_for_duration(t.rate, t.duration_s)
         offsets = arrival_offsets(t.arrival, t.rate, n, burstiness=t.burstiness, seed=t.seed).tolist()
         if t.duration_s is not None:
@@ -208,7 +236,7 @@ class LoadGenerator:
             await self._sleep_until(due)
             if self._should_stop():
                 break
-            request = requests[i % n_requests]
+            request = requests[i] if i < n_requests else self.request_for(i)
             tasks.append(spawn(send(record(i, request, False, due), request)))
             if due >= next_freeze:  # what has lived this long (records, connections) need not be scanned again
                 next_freeze = due + _FREEZE_EVERY_S
@@ -248,7 +276,7 @@ class LoadGenerator:
                     return
                 i = next_index
                 next_index += 1
-                request = self.requests[i % len(self.requests)]
+                request = self.request_for(i)
                 await self._send(self._record(i, request, False, None), request)
 
         await self._finish([asyncio.create_task(user()) for _ in range(t.concurrency)])

@@ -20,8 +20,8 @@ from infercost.projection.memory import MemoryPlan, memory_plan
 from infercost.projection.shape import ModelShape
 from infercost.projection.simulate import SchedulerConfig, SimRequest, simulate
 from infercost.projection.steptime import Efficiency, StepModel
-from infercost.spec.workload import SyntheticPrompts, Workload
-from infercost.workload.requests import build_requests, draw_lengths
+from infercost.spec.workload import SyntheticPrompts, TracePrompts, Workload
+from infercost.workload.requests import build_requests, draw_lengths, load_trace
 
 MIN_PROJECTED_REQUESTS = 200  # simulated probes are cheap: enough requests for stable percentiles
 
@@ -34,6 +34,7 @@ class Lengths(BaseModel):
     prefix_tokens: int = 0
     prefix_groups: int = 1
     source: str
+    arrivals: list[float] | None = None  # a trace's offsets (s): the simulation replays them
 
 
 def workload_lengths(workload: Workload, count_tokens: Callable[[str], int] | None = None) -> Lengths:
@@ -41,6 +42,10 @@ def workload_lengths(workload: Workload, count_tokens: Callable[[str], int] | No
     `count_tokens` when given (the model's tokenizer), else estimated at 4 characters per token; outputs at
     max_tokens (an upper bound unless measured lengths are supplied instead)."""
     src = workload.prompts
+    if isinstance(src, TracePrompts):
+        trace = load_trace(workload)
+        return Lengths(prompt=list(trace.input_tokens), output=list(trace.output_tokens), source=trace.source,
+                       arrivals=[float(x) for x in trace.offsets_s])
     if isinstance(src, SyntheticPrompts):
         rng = np.random.default_rng(workload.traffic.seed)
         inputs = draw_lengths(src.input_tokens, src.count, rng)
@@ -59,6 +64,13 @@ def workload_lengths(workload: Workload, count_tokens: Callable[[str], int] | No
 
 def measured_lengths(records: list[tuple[int, int]], source: str) -> Lengths:
     return Lengths(prompt=[p for p, _ in records], output=[max(1, o) for _, o in records], source=source)
+
+
+def traced_rate(lengths: Lengths) -> float:
+    """A trace window's mean rate as replayed (requests per second); a capacity search scales its time by
+    rate / this."""
+    a = lengths.arrivals or [0.0]
+    return (len(a) - 1) / a[-1] if len(a) > 1 and a[-1] > 0 else 1.0
 
 
 class Projector:
@@ -121,6 +133,10 @@ class Projector:
         if not self.memory.fits:
             raise InputError(f"does not fit: {self.memory.reason}", field="hardware")
         t = workload.traffic
+        if arrivals is None and lengths.arrivals is not None:  # a trace: its own offsets, compressed to `rate`
+            arrivals = np.asarray(lengths.arrivals)
+            if rate is not None:
+                arrivals = arrivals * (traced_rate(lengths) / rate)
         if arrivals is None:
             if t.arrival == "concurrency" and rate is None:
                 raise InputError("projection needs open-loop traffic (a rate); closed-loop is not simulated",

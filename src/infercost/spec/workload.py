@@ -119,7 +119,16 @@ class SyntheticPrompts(Spec):
         return self
 
 
-PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts], Field(discriminator="source")]
+class TracePrompts(Spec):
+    """Prompts made to the lengths of a traced request each (traffic.trace): random words cut with the deployment's
+    tokenizer to the exact input length, answers run to the exact output length (ignore_eos), and the trace's block
+    hashes (Mooncake's hash_ids) turned into identical text blocks, so prefix caching sees the trace's own reuse."""
+
+    source: Literal["trace"]
+
+
+PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts, TracePrompts],
+                         Field(discriminator="source")]
 
 
 class Sampling(Spec):
@@ -134,12 +143,48 @@ MAX_PLANNED_REQUESTS = 10_000_000  # a schedule of that many arrival times is 80
 MAX_DURATION_S = 7 * 86_400
 
 
+class TraceColumns(Spec):
+    """Which columns of a plain CSV trace hold what."""
+
+    arrival: str = Field(description="arrival time: seconds (or ms, see time_unit) or a date-time")
+    input_tokens: str
+    output_tokens: str
+    session_id: str | None = None
+    time_unit: Literal["s", "ms"] = "s"
+
+
+class TraceSpec(Spec):
+    """A production trace to replay: its arrival times and each request's input and output lengths."""
+
+    path: str = Field(description="the trace file, relative to the workload file")
+    format: Literal["azure", "mooncake", "csv"] = Field(
+        description="azure: CSV TIMESTAMP,ContextTokens,GeneratedTokens (Azure LLM inference traces); mooncake: "
+        "JSONL with timestamp (ms), input_length, output_length, hash_ids; csv: columns named in `columns`")
+    columns: TraceColumns | None = Field(default=None, description="format csv only")
+    start_s: float = Field(default=0.0, ge=0, description="window start, seconds after the trace's first arrival")
+    duration_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, description="window length (default: "
+                                     "to the end)")
+    speed: float = Field(default=1.0, gt=0, le=1e6, description="time compression: 2 replays the window twice as "
+                         "fast")
+    block_tokens: int = Field(default=512, gt=0, le=1 << 16, description="tokens per hash block (mooncake)")
+
+    @model_validator(mode="after")
+    def _columns(self) -> "TraceSpec":
+        if self.format == "csv" and self.columns is None:
+            raise ValueError("format 'csv' needs 'columns' (arrival, input_tokens, output_tokens)")
+        if self.format != "csv" and self.columns is not None:
+            raise ValueError(f"'columns' is for format 'csv': format '{self.format}' has fixed columns")
+        return self
+
+
 class Traffic(Spec):
     """How requests arrive. Open loop (`poisson`, `constant`, `gamma`): arrival times are drawn up front and each
     request is sent at its time whether or not earlier ones finished. Closed loop (`concurrency`): a fixed number of
-    users, each sending its next request when the previous one ends."""
+    users, each sending its next request when the previous one ends. Trace (`trace`): each request at its traced
+    offset in the window, after `trace.speed`'s compression."""
 
-    arrival: Literal["poisson", "constant", "gamma", "concurrency"] = "poisson"
+    arrival: Literal["poisson", "constant", "gamma", "concurrency", "trace"] = "poisson"
+    trace: TraceSpec | None = Field(default=None, description="arrival 'trace' only")
     rate: float | None = Field(default=None, gt=0, description="requests per second (open loop); 'inf' sends all at once")
     burstiness: float = Field(default=1.0, gt=0, description="gamma shape: <1 burstier than Poisson, >1 smoother")
     concurrency: int | None = Field(default=None, gt=0, description="closed-loop users")
@@ -151,6 +196,8 @@ class Traffic(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Traffic":
+        if self.arrival == "trace" or self.trace is not None:
+            return self._trace()
         if self.arrival == "concurrency":
             if self.concurrency is None:
                 raise ValueError("arrival 'concurrency' needs 'concurrency' (number of closed-loop users)")
@@ -181,6 +228,18 @@ class Traffic(Spec):
                              "(num_requests, or duration_s x rate)")
         if self.duration_s is not None and self.duration_s > MAX_DURATION_S:
             raise ValueError(f"duration_s {self.duration_s:g} is more than {MAX_DURATION_S:,} s (7 days) per run")
+        return self
+
+    def _trace(self) -> "Traffic":
+        if self.arrival != "trace":
+            raise ValueError(f"'trace' is for arrival 'trace': arrival '{self.arrival}' would ignore it")
+        if self.trace is None:
+            raise ValueError("arrival 'trace' needs 'trace' (path and format of the trace file)")
+        given = [k for k in ("rate", "concurrency", "num_requests", "duration_s") if getattr(self, k) is not None]
+        if given or self.burstiness != 1.0:
+            raise ValueError(f"'{(given or ['burstiness'])[0]}' does not apply to arrival 'trace': the trace sets "
+                             "when each request arrives (trace.start_s, trace.duration_s and trace.speed choose the "
+                             "window and its pace)")
         return self
 
 
@@ -274,3 +333,22 @@ class Workload(FileSpec):
     quality: QualitySpec | None = None
     budget: Budget | None = None
     value: Value | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trace_prompts(cls, data: Any) -> Any:
+        """A traced workload's prompts are made to the trace's lengths: `prompts` may be left out."""
+        if isinstance(data, dict) and "prompts" not in data and isinstance(data.get("traffic"), dict) \
+                and data["traffic"].get("arrival") == "trace":
+            return {**data, "prompts": {"source": "trace"}}
+        return data
+
+    @model_validator(mode="after")
+    def _trace_consistent(self) -> "Workload":
+        traced = self.traffic.arrival == "trace"
+        if traced and not isinstance(self.prompts, TracePrompts):
+            raise ValueError("arrival 'trace' sends the trace's own requests: prompts must be {source: trace} (or "
+                             "left out)")
+        if not traced and isinstance(self.prompts, TracePrompts):
+            raise ValueError("prompts {source: trace} need traffic.arrival 'trace' and traffic.trace")
+        return self

@@ -9,13 +9,16 @@ import numpy as np
 
 from infercost.errors import InputError
 from infercost.spec.workload import (
+    MAX_SYNTHETIC_TOKENS,
     InlinePrompts,
     JsonlPrompts,
     LengthDist,
     PromptItem,
     SyntheticPrompts,
+    TracePrompts,
     Workload,
 )
+from infercost.workload.trace import Trace, read_trace
 
 
 @dataclass(slots=True)
@@ -188,10 +191,69 @@ def _synthetic(src: SyntheticPrompts, workload: Workload, count_tokens) -> list[
     return out
 
 
+def load_trace(workload: Workload) -> Trace:
+    t = workload.traffic.trace
+    return read_trace(t.model_copy(update={"path": str(workload.resolve(t.path))}))
+
+
+def fit_tokens(words: list[str], n_tokens: int, count_tokens: Callable[[str], int] | None,
+               rng: np.random.Generator) -> str:
+    """`words` joined, its tail cut or extended until the tokenizer counts exactly `n_tokens` (the words before the
+    tail are kept: a traced prefix block stays identical). Adjusts by the whole difference at a time, then word by
+    word: a few tokenizer calls even for long prompts."""
+    words = list(words[:max(n_tokens, 1)]) or [str(rng.choice(_WORDS))]
+    if count_tokens is None:
+        return " ".join(words)
+    for _ in range(64):
+        diff = count_tokens(" ".join(words)) - n_tokens
+        if diff == 0:
+            break
+        if diff > 0:
+            del words[max(1, len(words) - (diff if diff > 2 else 1)):]
+        else:
+            words.extend(str(w) for w in rng.choice(_WORDS, size=-diff if diff < -2 else 1))
+    return " ".join(words)
+
+
+def _traced(workload: Workload, count_tokens: Callable[[str], int] | None) -> list[Request]:
+    """One request per traced row: exact input length (with a tokenizer), exact output length (ignore_eos), and the
+    row's hash blocks as identical word blocks (the same id is the same text wherever it appears)."""
+    trace = load_trace(workload)
+    total = sum(trace.input_tokens)
+    if total > MAX_SYNTHETIC_TOKENS:
+        raise InputError(f"the window asks for {total:,} tokens of prompt text; the limit is {MAX_SYNTHETIC_TOKENS:,}: "
+                         "choose a shorter traffic.trace.duration_s", source=workload.name, field="traffic.trace")
+    spec, s = workload.traffic.trace, workload.sampling
+    rng = np.random.default_rng(workload.traffic.seed)
+    vocabulary = np.array(_WORDS)
+    out = []
+    for i, (offset, n_in, n_out) in enumerate(zip(trace.offsets_s, trace.input_tokens, trace.output_tokens)):
+        hashes = trace.hash_ids[i] if trace.hash_ids else None
+        if hashes:
+            words = [str(w) for h in hashes for w in vocabulary[np.random.default_rng(
+                [workload.traffic.seed, h & 0xFFFFFFFF, h >> 32 & 0xFFFFFFFF]).integers(
+                0, len(vocabulary), size=spec.block_tokens)]]
+        else:
+            words = [str(w) for w in rng.choice(vocabulary, size=n_in)]
+        text = fit_tokens(words, n_in, count_tokens, rng)
+        req = Request(id=f"{workload.name}-{i:06d}", max_tokens=n_out, temperature=s.temperature, top_p=s.top_p,
+                      ignore_eos=True, seed=s.seed,
+                      meta={"offset_s": float(offset), "traced_input_tokens": n_in,
+                            **({"session": trace.sessions[i]} if trace.sessions else {})})
+        if workload.api == "chat":
+            req.messages = [{"role": "user", "content": text}]
+        else:
+            req.prompt = text
+        out.append(req)
+    return out
+
+
 def build_requests(workload: Workload, count_tokens: Callable[[str], int] | None = None) -> list[Request]:
-    """The workload's prompts as requests, in order. The load generator cycles through them when the traffic asks
-    for more requests than there are prompts."""
+    """The workload's prompts as requests, in order. A traced workload's requests carry their send offsets
+    (meta["offset_s"])."""
     src = workload.prompts
+    if isinstance(src, TracePrompts):
+        return _traced(workload, count_tokens)
     if isinstance(src, SyntheticPrompts):
         return _synthetic(src, workload, count_tokens)
     if isinstance(src, InlinePrompts):
