@@ -19,10 +19,12 @@ D = TypeVar("D", bound="VllmDeployment | TransformersDeployment | OpenAIDeployme
 
 @dataclass(slots=True)
 class Chunk:
-    """Newly generated output: `tokens` is how many tokens it holds where the engine knows (else None)."""
+    """Newly generated output: `tokens` is how many tokens it holds where the engine knows (else None).
+    `reasoning` marks a reasoning model's thinking (streamed apart from the answer by OpenAI-compatible servers)."""
 
     text: str
     tokens: int | None = None
+    reasoning: bool = False
 
 
 @dataclass(slots=True)
@@ -33,6 +35,8 @@ class Usage:
     output_tokens: int | None
     source: Literal["engine", "usage", "tokenizer", "chunks"]
     finish_reason: str | None = None
+    reasoning_tokens: int | None = None  # part of output_tokens (and priced as output), where the server says
+    cached_input_tokens: int | None = None  # part of input_tokens served from the server's prefix cache
 
 
 class RequestFailed(Exception):

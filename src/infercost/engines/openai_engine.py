@@ -219,6 +219,7 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
         path = "chat/completions" if chat else "completions"
         usage: dict[str, Any] | None = None
         finish, text, chunks, done = None, [], 0, False
+        thinking: list[str] = []
         try:
             async with self._post(self._url(path), self._body(request, chat)) as (resp, retries):
                 if resp.status >= 400:
@@ -240,7 +241,15 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
                             if event.get("usage"):
                                 usage = event["usage"]
                             for choice in event.get("choices") or []:
-                                piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+                                delta = (choice.get("delta") or {}) if chat else {}
+                                # a reasoning model's thinking: vLLM and DeepSeek send reasoning_content, others
+                                # (OpenRouter, newer vLLM) reasoning
+                                thought = delta.get("reasoning_content") or delta.get("reasoning")
+                                if thought and isinstance(thought, str):
+                                    chunks += 1
+                                    thinking.append(thought)
+                                    yield Chunk(thought, None, reasoning=True)
+                                piece = delta.get("content") if chat else choice.get("text")
                                 if piece:
                                     chunks += 1
                                     text.append(piece)
@@ -262,12 +271,19 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
             # The connection closed cleanly in the middle of an answer: a short answer is not a success.
             raise RequestFailed(TRUNCATED, kind="truncated")
         if usage and usage.get("completion_tokens") is not None:
-            yield Usage(usage.get("prompt_tokens"), usage["completion_tokens"], "usage", finish)
+            # completion_tokens includes reasoning tokens (OpenAI's definition): they are generated and billed alike
+            reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            yield Usage(usage.get("prompt_tokens"), usage["completion_tokens"], "usage", finish,
+                        reasoning if reasoning is not None or not thinking else self.count_tokens("".join(thinking)),
+                        cached)
         elif self._tokenizer is not None:
             prompt = request.prompt if request.prompt is not None else request.text()
-            yield Usage(self.count_tokens(prompt), self.count_tokens("".join(text)), "tokenizer", finish)
+            thought = self.count_tokens("".join(thinking)) if thinking else None
+            yield Usage(self.count_tokens(prompt), self.count_tokens("".join(text)) + (thought or 0), "tokenizer",
+                        finish, thought)
         else:
-            yield Usage(None, chunks, "chunks", finish)
+            yield Usage(None, chunks, "chunks", finish, sum(1 for _ in thinking) if thinking else None)
 
     async def stop(self) -> None:
         if self._session is not None:

@@ -13,12 +13,15 @@ class RequestRecord:
     warmup: bool
     scheduled_s: float | None  # when the schedule said to send (open loop); None in closed loop
     sent_s: float | None = None
-    first_token_s: float | None = None
+    first_token_s: float | None = None  # the first generated token, a reasoning model's thinking included
+    first_answer_s: float | None = None  # the first token of the answer itself (after any reasoning)
     end_s: float | None = None
     token_times_s: list[float] = field(default_factory=list)  # arrival of every streamed chunk
     chunk_tokens: list[int] = field(default_factory=list)  # tokens per chunk where known (else 1)
     input_tokens: int | None = None
     output_tokens: int | None = None
+    reasoning_tokens: int | None = None  # of output_tokens
+    cached_input_tokens: int | None = None  # of input_tokens
     token_count_source: str | None = None
     finish_reason: str | None = None
     output_text: str = ""

@@ -110,12 +110,17 @@ class LoadGenerator:
                     if isinstance(event, Chunk):
                         if record.first_token_s is None:
                             record.first_token_s = t
+                        if record.first_answer_s is None and not event.reasoning:
+                            record.first_answer_s = t
                         record.token_times_s.append(t)
                         record.chunk_tokens.append(event.tokens or 1)
-                        text.append(event.text)
+                        if not event.reasoning:  # the answer; a model's thinking is timed and counted, not kept
+                            text.append(event.text)
                     elif isinstance(event, Usage):
                         record.input_tokens = event.input_tokens
                         record.output_tokens = event.output_tokens
+                        record.reasoning_tokens = event.reasoning_tokens
+                        record.cached_input_tokens = event.cached_input_tokens
                         record.token_count_source = event.source
                         record.finish_reason = event.finish_reason
             record.end_s = self.now()

@@ -26,12 +26,13 @@ from aiohttp import web
 
 def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, stall_every: int = 0,
              truncate_every: int = 0, echo_key_every: int = 0, die_after: int = 0, rate_limit_rps: float = 0,
-             retry_after_s: float = 1.0) -> web.Application:
+             retry_after_s: float = 1.0, reasoning_tokens: int = 0) -> web.Application:
     """Every `fail_every`-th request gets an HTTP 500, every `stall_every`-th stalls, every `truncate_every`-th
     stream closes cleanly halfway through its answer, every `echo_key_every`-th gets a 401 whose body repeats the
     Authorization header it was sent, and the process exits at once (a crash) on request `die_after` + 1. With
     `rate_limit_rps`, a request beyond that many accepted in the last second gets a 429 with Retry-After, as a
-    vendor's limit does."""
+    vendor's limit does. With `reasoning_tokens`, a chat answer is preceded by that many thinking tokens streamed as
+    `reasoning_content`, as vLLM's reasoning parsers send them, and counted in usage as OpenAI does."""
     state = {"n": 0}
     accepted: collections.deque[float] = collections.deque()
 
@@ -65,6 +66,14 @@ def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, st
             await asyncio.sleep(3600)  # a stalled request: the client's timeout must end it
         if ttft_ms:
             await asyncio.sleep(ttft_ms / 1e3)
+        thinking = reasoning_tokens if chat else 0
+        for i in range(thinking):
+            if i and itl_ms:
+                await asyncio.sleep(itl_ms / 1e3)
+            delta = {"index": 0, "delta": {"reasoning_content": f" r{i}"}, "finish_reason": None}
+            await resp.write(f"data: {json.dumps({'choices': [delta]})}\n\n".encode())
+        if thinking and itl_ms:
+            await asyncio.sleep(itl_ms / 1e3)
         truncate = truncate_every and n % truncate_every == 0
         for i in range(count):
             if truncate and i >= max(count // 2, 1):
@@ -75,7 +84,9 @@ def make_app(ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0, st
             choice = {"index": 0, "delta": {"content": f" t{i}"}} if chat else {"index": 0, "text": f" t{i}"}
             choice["finish_reason"] = "length" if i == count - 1 else None
             await resp.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
-        usage = {"prompt_tokens": 8, "completion_tokens": count, "total_tokens": 8 + count}
+        usage = {"prompt_tokens": 8, "completion_tokens": count + thinking, "total_tokens": 8 + count + thinking}
+        if thinking:
+            usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
         await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
         await resp.write_eof()
         return resp
@@ -124,7 +135,8 @@ def server_process(cmd: list[str], port: int, name: str, timeout_s: float = 30) 
 @contextlib.contextmanager
 def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_every: int = 0,
                 stall_every: int = 0, truncate_every: int = 0, echo_key_every: int = 0,
-                die_after: int = 0, rate_limit_rps: float = 0, retry_after_s: float = 1.0) -> Iterator[str]:
+                die_after: int = 0, rate_limit_rps: float = 0, retry_after_s: float = 1.0,
+                reasoning_tokens: int = 0) -> Iterator[str]:
     """Start the stub in its own process (so it never shares an event loop or a GIL with the load generator) and
     yield its base URL."""
     port = free_port()
@@ -132,7 +144,8 @@ def stub_server(ttft_ms: float = 0, itl_ms: float = 0, tokens: int = 8, fail_eve
            "--itl-ms", str(itl_ms), "--tokens", str(tokens), "--fail-every", str(fail_every),
            "--stall-every", str(stall_every), "--truncate-every", str(truncate_every),
            "--echo-key-every", str(echo_key_every), "--die-after", str(die_after),
-           "--rate-limit-rps", str(rate_limit_rps), "--retry-after-s", str(retry_after_s)]
+           "--rate-limit-rps", str(rate_limit_rps), "--retry-after-s", str(retry_after_s),
+           "--reasoning-tokens", str(reasoning_tokens)]
     with server_process(cmd, port, "stub server"):
         yield f"http://127.0.0.1:{port}/v1"
 
@@ -150,9 +163,11 @@ def main() -> None:
     p.add_argument("--die-after", type=int, default=0)
     p.add_argument("--rate-limit-rps", type=float, default=0)
     p.add_argument("--retry-after-s", type=float, default=1.0)
+    p.add_argument("--reasoning-tokens", type=int, default=0)
     a = p.parse_args()
     web.run_app(make_app(a.ttft_ms, a.itl_ms, a.tokens, a.fail_every, a.stall_every, a.truncate_every,
-                         a.echo_key_every, a.die_after, a.rate_limit_rps, a.retry_after_s), host="127.0.0.1",
+                         a.echo_key_every, a.die_after, a.rate_limit_rps, a.retry_after_s, a.reasoning_tokens),
+                host="127.0.0.1",
                 port=a.port, print=None, access_log=None)
 
 

@@ -44,6 +44,10 @@ class RunSummary(BaseModel):
     mean_input_tokens: float | None
     mean_output_tokens: float | None
     total_output_tokens: int
+    # of the output tokens, a reasoning model's thinking (where the server counted it); of the input, the tokens
+    # the server's prefix cache served (where it said)
+    mean_reasoning_tokens: float | None = None
+    mean_cached_input_tokens: float | None = None
     token_count_sources: dict[str, int]
     latency: dict[str, Distribution]
     slo_checks: list[SloCheck]
@@ -65,6 +69,12 @@ def stat(values: np.ndarray, name: str) -> float | None:
     if name == "max":
         return float(values.max())
     return float(np.percentile(values, percentile(name)))
+
+
+def _mean_of(records: list[RequestRecord], name: str) -> float | None:
+    """The mean over the records that have the count (None when none has: the server did not say)."""
+    values = [getattr(r, name) for r in records if getattr(r, name) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _strictest(bounds: dict[str, float]) -> float:
@@ -145,6 +155,8 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
         mean_input_tokens=in_tokens / len(ok) if ok else None,
         mean_output_tokens=out_tokens / len(ok) if ok else None,
         total_output_tokens=out_tokens,
+        mean_reasoning_tokens=_mean_of(ok, "reasoning_tokens"),
+        mean_cached_input_tokens=_mean_of(ok, "cached_input_tokens"),
         token_count_sources=sources,
         latency=latency,
         slo_checks=checks,
