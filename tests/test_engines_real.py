@@ -132,3 +132,20 @@ def test_the_shipped_trace_replays_against_the_real_server(vllm_server, tmp_path
     assert frame["output_tokens"].tolist() == trace.output_tokens
     assert frame["input_tokens"].tolist() == trace.input_tokens  # the server's own count of the prompt
     assert ((frame["sent_s"] - frame["scheduled_s"]) < 0.1).all()
+
+
+def test_multi_turn_sessions_send_their_growing_history_to_the_real_server(vllm_server, tmp_path):
+    """The shipped multi-turn workload through a real vLLM server: each turn's prompt (as the server counts it) holds
+    the history, so it grows turn by turn; the summary reports each turn index and the sessions."""
+    import infercost
+
+    result = infercost.run(WORKLOADS / "multi-turn-chat.yaml",
+                           {"engine": "openai", "model": "smollm2", "base_url": vllm_server},
+                           results_dir=tmp_path, workload_overrides=["traffic.num_requests=4", "traffic.rate=2",
+                                                                     "prompts.think_time.mean_s=0.2"])
+    assert result.status == "completed", result.reason
+    s = result.summary
+    by_turn = {int(k): v for k, v in s.by_turn.items()}
+    assert set(by_turn) >= {0, 1} and s.sessions["sessions"] == 4
+    inputs = [by_turn[k]["mean_input_tokens"] for k in sorted(by_turn)]
+    assert all(b > a + 20 for a, b in zip(inputs, inputs[1:])), inputs  # each turn carries the answers before it

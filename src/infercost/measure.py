@@ -20,7 +20,7 @@ from infercost.metrics import RunSummary, summarize
 from infercost.metrics.intervals import spread
 from infercost.metrics.memory import MemorySampler
 from infercost.redact import redact_text
-from infercost.spec.workload import SyntheticPrompts, TracePrompts, Workload
+from infercost.spec.workload import SessionPrompts, SyntheticPrompts, TracePrompts, Workload
 from infercost.store import RunStore, RunWriter
 from infercost.store.manifest import run_manifest
 from infercost.store.runs import ResultsWriteError, stored_path
@@ -196,7 +196,8 @@ async def _start_for(writer: RunWriter, deployment: Deployment, progress: Progre
 
 async def _replay(workload: Workload, engine: Engine, requests: list[Request], writer: RunWriter, progress: Progress,
                   stop_check: Any, startup_s: float | None) -> Measurement:
-    if isinstance(workload.prompts, (SyntheticPrompts, TracePrompts)):
+    src = workload.prompts
+    if isinstance(src, (SyntheticPrompts, TracePrompts)) or (isinstance(src, SessionPrompts) and src.synthetic):
         try:  # exact token lengths with the real tokenizer
             requests = build_requests(workload, _token_counter(engine, workload))
         except InputError as exc:

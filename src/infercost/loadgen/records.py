@@ -30,6 +30,8 @@ class RequestRecord:
     error_kind: str | None = None
     http_status: int | None = None
     prefix_group: int | None = None
+    session: int | None = None  # multi-turn: which session (in the order they started) and which turn of it
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import math
 import time
@@ -25,6 +26,16 @@ StopCheck = Callable[["LoadGenerator"], "str | None"]
 _SPIN_S = 0.002
 _STOP_CHECK_S = 0.01  # a stop check may cost O(records): asked at most this often while sending
 _FREEZE_EVERY_S = 1.0
+
+
+def _sessions(requests: Sequence[Request]) -> list[list[Request]]:
+    """Multi-turn requests grouped by session, turns in order (empty for single-turn workloads)."""
+    if not requests or requests[0].meta.get("session") is None:
+        return []
+    grouped: dict[Any, list[Request]] = {}
+    for r in requests:
+        grouped.setdefault(r.meta["session"], []).append(r)
+    return [sorted(turns, key=lambda r: r.meta.get("turn", 0)) for turns in grouped.values()]
 
 
 class LoadGenerator:
@@ -65,6 +76,8 @@ class LoadGenerator:
         self._gc_frozen = False
         self._secrets = tuple(engine.secrets()) if hasattr(engine, "secrets") else ()
         self._passes: dict[int, np.ndarray] = {}
+        self.sessions = _sessions(self.requests)
+        self._next = 0
 
     def now(self) -> float:
         """Seconds since the measured run started."""
@@ -92,6 +105,9 @@ class LoadGenerator:
         t = self.traffic
         if t.arrival == "trace":
             return len(self.requests)
+        if self.sessions:  # turns of the sessions that will start (each may end early on a failed turn)
+            n = t.num_requests or len(self.sessions)
+            return sum(len(self.session_for(i)) for i in range(n)) if t.num_requests else None
         if t.num_requests is not None:
             return t.num_requests
         if t.arrival != "concurrency" and t.rate and not math.isinf(t.rate):
@@ -197,8 +213,24 @@ class LoadGenerator:
             self._passes[p] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
         return self.requests[int(self._passes[p][i % n])]
 
+    def session_for(self, i: int) -> list[Request]:
+        """The i-th session started: each once per pass, later passes in a new seeded order (as request_for)."""
+        n = len(self.sessions)
+        if i < n:
+            return self.sessions[i]
+        p = i // n
+        if p not in self._passes:
+            self._passes[p] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
+        return self.sessions[int(self._passes[p][i % n])]
+
     def prompt_reuse(self) -> dict[str, Any] | None:
         """How often prompts were sent more than once (for the manifest), or None when none was."""
+        if self.sessions:
+            started = len({r.session for r in self.records if not r.warmup})
+            n = len(self.sessions)
+            return None if started <= n else {"sessions": n, "started": started, "passes": math.ceil(started / n),
+                                              "order": "every session once per pass, later passes in a new seeded "
+                                                       "order"}
         sent = sum(1 for r in self.records if not r.warmup)
         n = len(self.requests)
         if sent <= n:
@@ -248,6 +280,36 @@ class LoadGenerator:
                 if self._gc_frozen:
                     gc.freeze()
         await self._finish(tasks)
+
+    async def _session_loop(self, offsets: list[float]) -> None:
+        """Open loop across sessions: each starts at its due time, whatever the others are doing."""
+        tasks = []
+        for i, due in enumerate(offsets):
+            await self._sleep_until(due)
+            if self._should_stop():
+                break
+            tasks.append(asyncio.create_task(self._session(i, self.session_for(i), due)))
+        await self._finish(tasks)
+
+    async def _session(self, number: int, turns: list[Request], due: float) -> None:
+        """Closed loop within a session: each turn sends the history so far (with the answers really given), the
+        next goes out after the answer and the turn's think time. A failed turn ends its session."""
+        history: list[dict[str, str]] = []
+        scheduled = due
+        for turn in turns:
+            if self._should_stop():
+                return
+            messages = list(turn.messages) if not history else history + [turn.messages[-1]]
+            request = dataclasses.replace(turn, messages=messages)
+            record = self._record(self._next, request, False, scheduled)
+            self._next += 1
+            record.session, record.turn = number, turn.meta.get("turn")
+            await self._send(record, request)
+            if not record.ok:
+                return
+            history = messages + [{"role": "assistant", "content": record.output_text}]
+            scheduled = self.now() + float(turn.meta.get("think_s", 0.0))
+            await self._sleep_until(scheduled)
 
     async def _finish(self, tasks: list[asyncio.Task]) -> None:
         """Wait for the requests in flight; if the run is stopped meanwhile, cancel them."""
@@ -318,6 +380,8 @@ class LoadGenerator:
             self.started_wall = time.time()
             if self.traffic.arrival == "concurrency":
                 await self._closed_loop()
+            elif self.sessions:
+                await self._session_loop(offsets)
             else:
                 await self._open_loop(offsets)
         return self.records

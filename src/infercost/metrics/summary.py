@@ -59,6 +59,9 @@ class RunSummary(BaseModel):
     intervals: dict[str, tuple[float, float] | None] = Field(default_factory=dict)
     confidence_level: float = LEVEL
     repeats: dict[str, Any] | None = None  # across repeated replays: each one's figures and their spread
+    # multi-turn: figures per turn index (turn 0 is each session's first) and per session
+    by_turn: dict[str, dict[str, Any]] | None = None
+    sessions: dict[str, Any] | None = None
 
 
 def stat(values: np.ndarray, name: str) -> float | None:
@@ -163,4 +166,31 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
         slo_met=all(c.passed for c in checks) if measured else None,
         errors=errors,
         intervals=intervals,
+        **_multi_turn(measured),
     )
+
+
+def _multi_turn(measured: list[RequestRecord]) -> dict[str, Any]:
+    """TTFT, prompt length and answers by turn index (a prefix cache shows as TTFT that stays flat while the prompt
+    grows), and sessions: how many, how many completed every turn, turns and duration per session."""
+    if not any(r.turn is not None for r in measured):
+        return {}
+    by_turn: dict[str, dict[str, Any]] = {}
+    for turn in sorted({r.turn for r in measured if r.turn is not None}):
+        rs = [r for r in measured if r.turn == turn]
+        ok = [r for r in rs if r.ok]
+        ttft = np.array([v for r in ok for v in METRICS["ttft_ms"].values(r)])
+        by_turn[str(turn)] = {"requests": len(rs), "completed": len(ok),
+                              "ttft_ms": {k: stat(ttft, k) for k in ("mean", "p50", "p95")},
+                              "mean_input_tokens": _mean_of(ok, "input_tokens"),
+                              "mean_output_tokens": _mean_of(ok, "output_tokens")}
+    sessions: dict[Any, list[RequestRecord]] = {}
+    for r in measured:
+        if r.session is not None:
+            sessions.setdefault(r.session, []).append(r)
+    durations = np.array([max(x.end_s for x in rs) - min(x.sent_s for x in rs) for rs in sessions.values()
+                          if all(x.sent_s is not None and x.end_s is not None for x in rs)])
+    return {"by_turn": by_turn, "sessions": {
+        "sessions": len(sessions), "completed_every_turn": sum(all(x.ok for x in rs) for rs in sessions.values()),
+        "mean_turns": float(np.mean([len(rs) for rs in sessions.values()])) if sessions else None,
+        "session_s": {k: stat(durations, k) for k in ("mean", "p50", "p95")}}}

@@ -119,6 +119,92 @@ class SyntheticPrompts(Spec):
         return self
 
 
+class DatasetFields(Spec):
+    """Which fields of a dataset row hold the prompt (text, or chat messages), the reference answer and the id."""
+
+    prompt: str | None = None
+    messages: str | None = None
+    reference: str | None = None
+    id: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "DatasetFields":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' (a text field) or 'messages' (a field of chat messages)")
+        return self
+
+
+class DatasetPrompts(Spec):
+    """Prompts from a dataset on local disk: a ShareGPT JSON file (the first human turn is the prompt, the reply
+    after it the reference), or a Hugging Face dataset (saved with save_to_disk, data files, or the local cache;
+    nothing is downloaded) with `fields` naming what is what. Sampled with a seed and filtered by length."""
+
+    source: Literal["dataset"]
+    format: Literal["sharegpt", "hf"]
+    path: str = Field(description="file or directory, relative to the workload file; hf: or a cached dataset name")
+    name: str | None = Field(default=None, description="hf: the configuration name")
+    split: str = Field(default="train", description="hf: the split")
+    fields: DatasetFields | None = Field(default=None, description="hf only")
+    sample: int | None = Field(default=None, gt=0, le=MAX_PROMPTS, description="how many prompts (seeded)")
+    seed: int = 0
+    min_input_tokens: int | None = Field(default=None, ge=0, description="estimated at 4 characters a token")
+    max_input_tokens: int | None = Field(default=None, gt=0)
+    output_tokens: Literal["sampling", "reference"] = Field(
+        default="sampling", description="max_tokens from sampling.max_tokens, or from the reference answer's length "
+        "(as vLLM's ShareGPT benchmark does)")
+
+    @model_validator(mode="after")
+    def _fields(self) -> "DatasetPrompts":
+        if self.format == "hf" and self.fields is None:
+            raise ValueError("format 'hf' needs 'fields' (prompt or messages, and optionally reference and id)")
+        if self.format == "sharegpt" and self.fields is not None:
+            raise ValueError("'fields' is for format 'hf': ShareGPT files have fixed fields (conversations)")
+        if self.min_input_tokens and self.max_input_tokens and self.min_input_tokens > self.max_input_tokens:
+            raise ValueError("min_input_tokens must not exceed max_input_tokens")
+        return self
+
+
+class ThinkTime(Spec):
+    """The pause between an answer and the user's next turn: exponential (a person's) or fixed, in seconds."""
+
+    dist: Literal["exponential", "fixed"] = "exponential"
+    mean_s: float = Field(default=5.0, ge=0, le=3600)
+
+
+class SyntheticSessions(Spec):
+    sessions: int = Field(default=20, gt=0, le=100_000)
+    turns: LengthDist = Field(description="turns per session (a length distribution of whole numbers)")
+    input_tokens: LengthDist = Field(description="tokens of each user turn")
+    output_tokens: LengthDist = Field(description="tokens of each answer (ignore_eos)")
+
+
+class SessionPrompts(Spec):
+    """Multi-turn conversations. Each turn sends the whole history as chat messages (the answers the server really
+    gave, not the file's); the next turn goes out after the answer plus a think time. The traffic's arrivals start new
+    sessions (open loop across sessions, closed loop within one), and num_requests counts sessions."""
+
+    source: Literal["sessions"]
+    path: str | None = Field(default=None, description="ShareGPT-style conversations (JSON list or JSONL): the human "
+                             "turns are sent; the replies size each answer (output_tokens: reference)")
+    synthetic: SyntheticSessions | None = None
+    think_time: ThinkTime = Field(default_factory=ThinkTime)
+    max_turns: int = Field(default=16, gt=0, le=1000)
+    output_tokens: Literal["sampling", "reference"] = Field(
+        default="sampling", description="file only: max_tokens from sampling.max_tokens or each reply's length")
+
+    @model_validator(mode="after")
+    def _one(self) -> "SessionPrompts":
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of 'path' (conversations) or 'synthetic'")
+        if self.synthetic is not None:
+            sy = self.synthetic
+            total = sy.sessions * _upper_tokens(sy.turns) * _upper_tokens(sy.input_tokens)
+            if total > MAX_SYNTHETIC_TOKENS:
+                raise ValueError(f"asks for about {total:,.0f} tokens of synthetic text (sessions x turns x "
+                                 f"input_tokens); the limit is {MAX_SYNTHETIC_TOKENS:,}")
+        return self
+
+
 class TracePrompts(Spec):
     """Prompts made to the lengths of a traced request each (traffic.trace): random words cut with the deployment's
     tokenizer to the exact input length, answers run to the exact output length (ignore_eos), and the trace's block
@@ -127,7 +213,8 @@ class TracePrompts(Spec):
     source: Literal["trace"]
 
 
-PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts, TracePrompts],
+PromptSource = Annotated[Union[InlinePrompts, JsonlPrompts, SyntheticPrompts, DatasetPrompts, SessionPrompts,
+                               TracePrompts],
                          Field(discriminator="source")]
 
 
@@ -351,4 +438,9 @@ class Workload(FileSpec):
                              "left out)")
         if not traced and isinstance(self.prompts, TracePrompts):
             raise ValueError("prompts {source: trace} need traffic.arrival 'trace' and traffic.trace")
+        if isinstance(self.prompts, SessionPrompts) and self.api != "chat":
+            raise ValueError("multi-turn sessions send their history as chat messages: expected api: chat")
+        if isinstance(self.prompts, SessionPrompts) and self.traffic.arrival == "concurrency":
+            raise ValueError("sessions start by an open-loop arrival process (poisson, constant, gamma): each one is "
+                             "closed-loop within itself")
         return self

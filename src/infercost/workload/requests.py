@@ -10,7 +10,9 @@ import numpy as np
 from infercost.errors import InputError
 from infercost.spec.workload import (
     MAX_SYNTHETIC_TOKENS,
+    DatasetPrompts,
     InlinePrompts,
+    SessionPrompts,
     JsonlPrompts,
     LengthDist,
     PromptItem,
@@ -18,6 +20,7 @@ from infercost.spec.workload import (
     TracePrompts,
     Workload,
 )
+from infercost.workload.datasets import read_dataset
 from infercost.workload.trace import Trace, read_trace
 
 
@@ -239,7 +242,7 @@ def _traced(workload: Workload, count_tokens: Callable[[str], int] | None) -> li
         req = Request(id=f"{workload.name}-{i:06d}", max_tokens=n_out, temperature=s.temperature, top_p=s.top_p,
                       ignore_eos=True, seed=s.seed,
                       meta={"offset_s": float(offset), "traced_input_tokens": n_in,
-                            **({"session": trace.sessions[i]} if trace.sessions else {})})
+                            **({"trace_session": trace.sessions[i]} if trace.sessions else {})})
         if workload.api == "chat":
             req.messages = [{"role": "user", "content": text}]
         else:
@@ -254,10 +257,16 @@ def build_requests(workload: Workload, count_tokens: Callable[[str], int] | None
     src = workload.prompts
     if isinstance(src, TracePrompts):
         return _traced(workload, count_tokens)
+    if isinstance(src, SessionPrompts):
+        from infercost.workload.sessions import build_session_requests
+
+        return build_session_requests(workload, count_tokens)
     if isinstance(src, SyntheticPrompts):
         return _synthetic(src, workload, count_tokens)
     if isinstance(src, InlinePrompts):
         items = [PromptItem(prompt=i) if isinstance(i, str) else i for i in src.items]
+    elif isinstance(src, DatasetPrompts):
+        items, _ = read_dataset(src, workload.resolve("."))
     else:
         items = _read_jsonl(src, workload)
     return [_item_to_request(item, i, workload) for i, item in enumerate(items)]
