@@ -148,3 +148,43 @@ def test_the_shipped_dataset_example_loads():
 
     requests = build_requests(load_workload(WORKLOADS / "sharegpt-sample.yaml"))
     assert len(requests) == 8 and all(r.reference and r.max_tokens >= 1 for r in requests)
+
+
+def test_load_phases_ramp_and_spike_with_figures_per_phase():
+    from infercost.loadgen.schedule import phased_offsets
+
+    w = Workload.model_validate({"name": "ph", "api": "completion",
+                                 "prompts": {"source": "inline", "items": [f"p{i}" for i in range(50)]},
+                                 "traffic": {"arrival": "poisson", "seed": 4, "phases": [
+                                     {"name": "warm-up", "rate": 20, "duration_s": 0.5, "exclude": True},
+                                     {"name": "ramp", "rate": [10, 60], "duration_s": 1.0},
+                                     {"name": "spike", "rate": 150, "duration_s": 0.4}]}})
+    offsets, phase = phased_offsets(w.traffic.phases, "poisson", seed=4)
+    # expected arrivals: 10, (10 + 60) / 2 = 35 and 60; the ramp's second half gets more than its first
+    counts = [int((phase == k).sum()) for k in range(3)]
+    assert abs(counts[0] - 10) < 10 and abs(counts[1] - 35) < 18 and abs(counts[2] - 60) < 25, counts
+    ramp = offsets[phase == 1]
+    assert (ramp >= 1.0).sum() > (ramp < 1.0).sum()
+    with stub_server(tokens=2) as url:
+        _, records = replay(url, w)
+    assert {r.phase for r in records} == {"warm-up", "ramp", "spike"}
+    assert all(r.warmup == (r.phase == "warm-up") for r in records)
+    s = summarize(records)
+    assert list(s.by_phase) == ["warm-up", "ramp", "spike"] and s.by_phase["warm-up"]["excluded"]
+    assert s.requests == counts[1] + counts[2]  # the warm-up phase is left out of the run's figures
+    assert s.by_phase["spike"]["request_throughput_rps"] > s.by_phase["warm-up"]["request_throughput_rps"]
+
+
+@pytest.mark.parametrize("traffic, expected", [
+    ({"arrival": "poisson", "rate": 2, "phases": [{"name": "a", "rate": 1, "duration_s": 1}]},
+     "'rate' does not apply with phases"),
+    ({"arrival": "concurrency", "concurrency": 2, "phases": [{"name": "a", "rate": 1, "duration_s": 1}]},
+     "phases are open-loop stretches"),
+    ({"phases": [{"name": "a", "rate": 1, "duration_s": 1}, {"name": "a", "rate": 2, "duration_s": 1}]},
+     "each phase needs its own name"),
+    ({"phases": [{"name": "a", "rate": [0, 0], "duration_s": 1}]}, "expected a finite rate"),
+])
+def test_bad_phases_are_refused(traffic, expected):
+    with pytest.raises(Exception) as exc:
+        Workload.model_validate({"name": "ph", "prompts": {"source": "inline", "items": ["x"]}, "traffic": traffic})
+    assert expected in str(exc.value)

@@ -30,6 +30,7 @@ class RequestRecord:
     error_kind: str | None = None
     http_status: int | None = None
     prefix_group: int | None = None
+    phase: str | None = None  # traffic.phases: the phase it was sent in
     session: int | None = None  # multi-turn: which session (in the order they started) and which turn of it
     turn: int | None = None
 

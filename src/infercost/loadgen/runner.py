@@ -16,7 +16,7 @@ import numpy as np
 
 from infercost.engines.base import Chunk, Engine, RequestFailed, Usage
 from infercost.loadgen.records import RequestRecord
-from infercost.loadgen.schedule import arrival_offsets, count_for_duration
+from infercost.loadgen.schedule import arrival_offsets, count_for_duration, phased_offsets
 from infercost.redact import redact_text
 from infercost.spec.workload import Traffic
 from infercost.workload.requests import Request
@@ -78,6 +78,7 @@ class LoadGenerator:
         self._passes: dict[int, np.ndarray] = {}
         self.sessions = _sessions(self.requests)
         self._next = 0
+        self._phase_of: np.ndarray | None = None
 
     def now(self) -> float:
         """Seconds since the measured run started."""
@@ -110,6 +111,8 @@ class LoadGenerator:
             return sum(len(self.session_for(i)) for i in range(n)) if t.num_requests else None
         if t.num_requests is not None:
             return t.num_requests
+        if t.phases:
+            return None  # drawn when the run starts
         if t.arrival != "concurrency" and t.rate and not math.isinf(t.rate):
             return round(t.rate * t.duration_s)
         return None
@@ -242,6 +245,9 @@ class LoadGenerator:
         t = self.traffic
         if t.arrival == "trace":  # the traced offsets, already windowed and sped up
             return [float(r.meta["offset_s"]) for r in self.requests]
+        if t.phases:
+            offsets, self._phase_of = phased_offsets(t.phases, t.arrival, t.burstiness, t.seed)
+            return offsets.tolist()
         n = t.num_requests if t.num_requests is not None else count_for_duration(t.rate, t.duration_s)
         offsets = arrival_offsets(t.arrival, t.rate, n, burstiness=t.burstiness, seed=t.seed).tolist()
         if t.duration_s is not None:
@@ -268,13 +274,18 @@ class LoadGenerator:
         tasks = []
         requests, n_requests = self.requests, len(self.requests)
         spawn, send, record = asyncio.create_task, self._send, self._record
+        phase_of = self._phase_of
         next_freeze = _FREEZE_EVERY_S
         for i, due in enumerate(offsets):
             await self._sleep_until(due)
             if self._should_stop():
                 break
             request = requests[i] if i < n_requests else self.request_for(i)
-            tasks.append(spawn(send(record(i, request, False, due), request)))
+            rec = record(i, request, False, due)
+            if phase_of is not None:  # an excluded phase (a warm-up) is sent and recorded, not measured
+                phase = self.traffic.phases[phase_of[i]]
+                rec.phase, rec.warmup = phase.name, phase.exclude
+            tasks.append(spawn(send(rec, request)))
             if due >= next_freeze:  # what has lived this long (records, connections) need not be scanned again
                 next_freeze = due + _FREEZE_EVERY_S
                 if self._gc_frozen:

@@ -62,6 +62,7 @@ class RunSummary(BaseModel):
     # multi-turn: figures per turn index (turn 0 is each session's first) and per session
     by_turn: dict[str, dict[str, Any]] | None = None
     sessions: dict[str, Any] | None = None
+    by_phase: dict[str, dict[str, Any]] | None = None  # traffic.phases, in order (an excluded warm-up included)
 
 
 def stat(values: np.ndarray, name: str) -> float | None:
@@ -85,6 +86,7 @@ def _strictest(bounds: dict[str, float]) -> float:
 
 
 def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSummary:
+    records = list(records)
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     slo = slo or SLO()
@@ -167,7 +169,27 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
         errors=errors,
         intervals=intervals,
         **_multi_turn(measured),
+        by_phase=_phases(list(records)),
     )
+
+
+def _phases(records: list[RequestRecord]) -> dict[str, dict[str, Any]] | None:
+    """Each phase's own figures: requests, throughput over the phase's span, and its latency percentiles."""
+    names = list(dict.fromkeys(r.phase for r in records if r.phase is not None))
+    if not names:
+        return None
+    out = {}
+    for name in names:
+        rs = [r for r in records if r.phase == name]
+        ok = [r for r in rs if r.ok]
+        span = (max(r.end_s for r in ok) - min(r.sent_s for r in rs if r.sent_s is not None)) if ok else 0.0
+        figures: dict[str, Any] = {"requests": len(rs), "completed": len(ok), "excluded": rs[0].warmup,
+                                   "request_throughput_rps": len(ok) / span if span > 0 else None}
+        for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+            values = np.array([v for r in ok for v in METRICS[metric].values(r)])
+            figures[metric] = {k: stat(values, k) for k in ("p50", "p95", "p99")}
+        out[name] = figures
+    return out
 
 
 def _multi_turn(measured: list[RequestRecord]) -> dict[str, Any]:

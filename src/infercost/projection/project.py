@@ -13,7 +13,7 @@ from infercost.capacity.probes import capacity_found, no_capacity, probe_from_su
 from infercost.capacity.result import CapacityOptions, CapacityResult, Probe, sample_rule
 from infercost.capacity.search import search_capacity
 from infercost.errors import InputError
-from infercost.loadgen.schedule import arrival_offsets
+from infercost.loadgen.schedule import arrival_offsets, phased_offsets
 from infercost.metrics import RunSummary, summarize
 from infercost.projection.hardware import Hardware
 from infercost.projection.memory import MemoryPlan, memory_plan
@@ -137,6 +137,8 @@ class Projector:
             arrivals = np.asarray(lengths.arrivals)
             if rate is not None:
                 arrivals = arrivals * (traced_rate(lengths) / rate)
+        if arrivals is None and t.phases and rate is None:  # the same phases, drawn as the load generator does
+            arrivals = phased_offsets(t.phases, t.arrival, t.burstiness, t.seed)[0]
         if arrivals is None:
             if t.arrival == "concurrency" and rate is None:
                 raise InputError("projection needs open-loop traffic (a rate); closed-loop is not simulated",

@@ -264,6 +264,30 @@ class TraceSpec(Spec):
         return self
 
 
+class Phase(Spec):
+    """A stretch of the run at one rate, or ramping linearly between two (warm-up, ramp, steady, spike)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    rate: float | tuple[float, float] = Field(description="requests per second, or [from, to] for a linear ramp")
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    exclude: bool = Field(default=False, description="a warm-up: sent, reported per phase, but left out of the "
+                          "run's figures and SLO")
+
+    @field_validator("rate")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        rates = v if isinstance(v, tuple) else (v,)
+        if any(not math.isfinite(r) or r < 0 for r in rates) or max(rates) <= 0:
+            raise ValueError("expected a finite rate in requests per second (a ramp may start at 0, not both ends)")
+        return v
+
+    def rate_at(self, t: float) -> float:
+        if not isinstance(self.rate, tuple):
+            return self.rate
+        a, b = self.rate
+        return a + (b - a) * t / self.duration_s
+
+
 class Traffic(Spec):
     """How requests arrive. Open loop (`poisson`, `constant`, `gamma`): arrival times are drawn up front and each
     request is sent at its time whether or not earlier ones finished. Closed loop (`concurrency`): a fixed number of
@@ -272,6 +296,8 @@ class Traffic(Spec):
 
     arrival: Literal["poisson", "constant", "gamma", "concurrency", "trace"] = "poisson"
     trace: TraceSpec | None = Field(default=None, description="arrival 'trace' only")
+    phases: list[Phase] | None = Field(default=None, description="open loop in stretches of their own rate "
+                                       "(instead of rate and num_requests / duration_s); figures per phase")
     rate: float | None = Field(default=None, gt=0, description="requests per second (open loop); 'inf' sends all at once")
     burstiness: float = Field(default=1.0, gt=0, description="gamma shape: <1 burstier than Poisson, >1 smoother")
     concurrency: int | None = Field(default=None, gt=0, description="closed-loop users")
@@ -285,6 +311,8 @@ class Traffic(Spec):
     def _consistent(self) -> "Traffic":
         if self.arrival == "trace" or self.trace is not None:
             return self._trace()
+        if self.phases is not None:
+            return self._phased()
         if self.arrival == "concurrency":
             if self.concurrency is None:
                 raise ValueError("arrival 'concurrency' needs 'concurrency' (number of closed-loop users)")
@@ -315,6 +343,28 @@ class Traffic(Spec):
                              "(num_requests, or duration_s x rate)")
         if self.duration_s is not None and self.duration_s > MAX_DURATION_S:
             raise ValueError(f"duration_s {self.duration_s:g} is more than {MAX_DURATION_S:,} s (7 days) per run")
+        return self
+
+    def _phased(self) -> "Traffic":
+        if self.arrival not in ("poisson", "constant", "gamma"):
+            raise ValueError(f"phases are open-loop stretches: arrival '{self.arrival}' has none (expected poisson, "
+                             "constant or gamma)")
+        if not self.phases:
+            raise ValueError("phases: expected at least one phase")
+        given = [k for k in ("rate", "num_requests", "duration_s") if getattr(self, k) is not None]
+        if given:
+            raise ValueError(f"'{given[0]}' does not apply with phases: each phase has its own rate and duration_s")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError("phases: each phase needs its own name (the figures are reported by name)")
+        if all(p.exclude for p in self.phases):
+            raise ValueError("phases: every phase is excluded: nothing would be measured")
+        planned = sum(max(p.rate if not isinstance(p.rate, tuple) else max(p.rate), 0) * p.duration_s
+                      for p in self.phases)
+        if planned > MAX_PLANNED_REQUESTS:
+            raise ValueError(f"phases plan about {planned:.3g} requests: at most {MAX_PLANNED_REQUESTS:,} per run")
+        if sum(p.duration_s for p in self.phases) > MAX_DURATION_S:
+            raise ValueError(f"phases last more than {MAX_DURATION_S:,} s (7 days) per run")
         return self
 
     def _trace(self) -> "Traffic":
