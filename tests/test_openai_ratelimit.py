@@ -82,3 +82,14 @@ def test_no_429_no_record():
     with stub_server(tokens=1) as url:
         engine, _ = asyncio.run(send(url, 3))
     assert engine.rate_limit() is None and "rate_limited" not in engine.describe()
+
+
+def test_waits_are_capped_and_each_429_waits_its_own_retry_after():
+    from infercost.engines.openai_engine import RateLimits
+
+    assert all(RateLimits.wait_s(10, 5.0, None) <= 30.0 for _ in range(50))  # jitter never lifts it past 30 s
+    assert RateLimits.wait_s(0, 1.0, 600.0) == 60.0 and RateLimits.wait_s(0, 1.0, -1.0) == 0.0
+    limits = RateLimits()
+    # a concurrent request's 429 without Retry-After does not take this one's away, nor the record's
+    assert limits.limited("0.5") == 0.5 and limits.limited(None) is None and limits.limited("soon") is None
+    assert limits.record()["retry_after_s"] == 0.5 and limits.record()["responses_429"] == 3

@@ -30,8 +30,9 @@ MAX_BACKOFF_S, MAX_RETRY_AFTER_S = 30.0, 60.0
 class RateLimits:
     """What this engine met of the server's rate limit: how many 429s, how many resends, how many requests gave up,
     and the rate the server was accepting requests at when it refused one. That rate is the limit met: requests
-    accepted in the last minute over the span they cover (at least a second), the per-minute view vendors publish
-    their limits in."""
+    accepted (answered other than 429) in the last minute over the span they cover (at least a second), the
+    per-minute view vendors publish their limits in. Accepted, not sent: counting every attempt would count the
+    refused ones and their resends too, and overstate the limit (20 sent at once to a 5 req/s limit would read 20)."""
 
     def __init__(self) -> None:
         self.accepted: collections.deque[float] = collections.deque()
@@ -47,20 +48,29 @@ class RateLimits:
         while now - self.accepted[0] > RATE_WINDOW_S:
             self.accepted.popleft()
 
-    def limited(self, retry_after: str | None) -> None:
+    def limited(self, retry_after: str | None) -> float | None:
+        """Count a 429 and the rate it met; returns its Retry-After in seconds (None if absent or an HTTP date,
+        where the backoff decides). The value goes back to the caller: the engine-wide last one may already be
+        another concurrent request's by the time this one waits."""
         now = time.monotonic()
         self.responses_429 += 1
         recent = [t for t in self.accepted if now - t <= RATE_WINDOW_S]
         self.rates.append(len(recent) / max(1.0, now - recent[0]) if recent else 0.0)
         try:
-            self.retry_after_s = float(retry_after) if retry_after is not None else None
-        except ValueError:  # an HTTP date: backoff decides instead
-            self.retry_after_s = None
+            seconds = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            seconds = None
+        if seconds is not None:
+            self.retry_after_s = seconds
+        return seconds
 
-    def wait_s(self, attempt: int, backoff_s: float) -> float:
-        if self.retry_after_s is not None:
-            return min(max(self.retry_after_s, 0.0), MAX_RETRY_AFTER_S)
-        return min(backoff_s * 2 ** attempt, MAX_BACKOFF_S) * random.uniform(0.5, 1.5)
+    @staticmethod
+    def wait_s(attempt: int, backoff_s: float, retry_after_s: float | None) -> float:
+        """The server's Retry-After (at most 60 s) when it gave one, else backoff_s doubling per attempt with
+        +-50% jitter (so resends of a burst do not arrive together again), at most 30 s."""
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+        return min(backoff_s * 2 ** attempt * random.uniform(0.5, 1.5), MAX_BACKOFF_S)
 
     def record(self) -> dict[str, Any] | None:
         if not self.responses_429:
@@ -114,11 +124,11 @@ class OpenAIEngine(Engine[OpenAIDeployment]):
                 finally:
                     resp.release()
                 return
-            self.limits.limited(resp.headers.get("Retry-After"))
+            retry_after = self.limits.limited(resp.headers.get("Retry-After"))
             await resp.read()
             resp.release()
             self.limits.retries += 1
-            await asyncio.sleep(self.limits.wait_s(attempt, self.deployment.retry_backoff_s))
+            await asyncio.sleep(self.limits.wait_s(attempt, self.deployment.retry_backoff_s, retry_after))
             attempt += 1
 
     def _headers(self) -> dict[str, str]:

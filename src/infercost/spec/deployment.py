@@ -92,10 +92,11 @@ class OpenAIDeployment(_Base):
     )
     request_timeout_s: float = Field(default=300.0, gt=0)
     max_connections: int = Field(default=1024, gt=0)
-    max_retries_429: int = Field(default=4, ge=0, description="resends of a request the server rate-limits (429)")
+    max_retries_429: int = Field(default=4, ge=0, description="resends of a request the server rate-limits (429) "
+                                 "before it counts as failed (kind rate_limited)")
     retry_backoff_s: float = Field(
         default=1.0, gt=0, description="first wait before resending a 429; doubles each time (with jitter, at most "
-        "30 s); a Retry-After header wins")
+        "30 s); a Retry-After header in seconds (at most 60 s) wins")
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("base_url")
