@@ -109,6 +109,9 @@ def test_report_opens_without_errors_and_draws_its_charts(report):
     errors, png, metrics = _browse((out / "report.html").as_uri())
     assert errors == []
     assert metrics["svgs"] == len(data["charts"]) >= 3
-    assert metrics["h2"] == ["recommendation", "alternatives", "placements", "sensitivity", "finops", "evidence"]
+    sections = ["recommendation", *(["build-or-buy"] if data.get("build_or_buy") else []),
+                *(["quality-unchecked"] if data.get("quality_unverified") else []), "alternatives", "placements",
+                "sensitivity", "finops", "evidence"]
+    assert metrics["h2"] == sections
     (out / "screenshot.png").write_bytes(png)
     assert _drawn_share(png) > 0.05  # text, tables and charts: not a blank page
