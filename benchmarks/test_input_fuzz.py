@@ -27,7 +27,7 @@ def test_input_fuzz_long_run(benchmark, tmp_path):
 
     @settings(max_examples=EXAMPLES, deadline=10_000, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(case=fuzz_inputs.mutated(fuzz_inputs.YAML_FILES + fuzz_inputs.JSONL_FILES + fuzz_inputs.TRACE_FILES))
+    @given(case=fuzz_inputs.mutated(fuzz_inputs.ALL_FILES))
     def fuzz(case):
         outcomes[fuzz_inputs.check(root, *case)] += 1
 

@@ -22,6 +22,8 @@ WORKLOADS = ROOT / "workloads"
 YAML_FILES = sorted(p.relative_to(WORKLOADS) for p in WORKLOADS.rglob("*.yaml"))
 JSONL_FILES = sorted(p.relative_to(WORKLOADS) for p in (WORKLOADS / "data").glob("*.jsonl"))
 TRACE_FILES = sorted(p.relative_to(WORKLOADS) for p in (WORKLOADS / "data").glob("*.csv"))  # traffic traces
+CONVERSATION_FILES = sorted(p.relative_to(WORKLOADS) for p in (WORKLOADS / "data").glob("*.json"))  # ShareGPT
+ALL_FILES = YAML_FILES + JSONL_FILES + TRACE_FILES + CONVERSATION_FILES
 # Python memory allocated while loading one file (tracemalloc peak). Each shipped file takes about 1 MB once the
 # modules are imported; an alias bomb or a runaway synthetic count takes from tens of MB to gigabytes.
 MEMORY_LIMIT = 32 << 20
@@ -92,7 +94,7 @@ def copy_workloads(into: Path) -> Path:
     """A copy of workloads/ to write mutated files into, so relative paths (studies → workload → data) resolve.
     Each shipped file is loaded once here, so the modules it imports are not counted against MEMORY_LIMIT."""
     root = Path(shutil.copytree(WORKLOADS, into / "workloads"))
-    for rel in YAML_FILES + JSONL_FILES + TRACE_FILES:
+    for rel in ALL_FILES:
         _load(root, rel, (WORKLOADS / rel).read_bytes())
     return root
 
@@ -107,6 +109,12 @@ def _load(root: Path, rel: Path, data: bytes) -> None:
         workload.write_text(f"name: fuzz\napi: completion\ntraffic: {{arrival: trace, trace: {{path: "
                             f"{target.relative_to(root)}, format: azure, duration_s: 30}}}}\n")
         build_requests(load_workload(workload))
+    elif rel.suffix == ".json":  # conversations: read as multi-turn sessions and as a ShareGPT dataset
+        for prompts in (f"{{source: sessions, path: {target.relative_to(root)}}}",
+                        f"{{source: dataset, format: sharegpt, path: {target.relative_to(root)}}}"):
+            workload = root / "_fuzz_conversations.yaml"
+            workload.write_text(f"name: fuzz\nprompts: {prompts}\ntraffic: {{rate: 1, num_requests: 1}}\n")
+            build_requests(load_workload(workload))
     elif rel.suffix == ".jsonl":
         workload = root / "_fuzz_prompts.yaml"
         workload.write_text(f"name: fuzz\nprompts: {{source: jsonl, path: {target.relative_to(root)}}}\n"

@@ -296,7 +296,7 @@ def test_unknown_key_with_no_near_match_lists_the_fields(tmp_path):
     path = _yaml(tmp_path, HEAD.replace("traffic: {rate: 1", "traffic: {zzz: 1, rate: 1"))
     assert _error(load_workload, path) == (
         f"{path}: traffic.zzz: unknown field; expected one of: arrival, burstiness, concurrency, duration_s, "
-        "num_requests, rate, request_timeout_s, seed, trace, warmup_requests")
+        "num_requests, phases, rate, request_timeout_s, seed, trace, warmup_requests")
 
 
 # ------------------------------------------------------------------------------------------ 6. prompt lines
@@ -396,14 +396,14 @@ def fuzz_root(tmp_path_factory):
 @pytest.mark.timeout(120)  # a hang fails the test instead of stalling the suite
 @settings(max_examples=60, deadline=5000, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(case=fuzz_inputs.mutated(fuzz_inputs.YAML_FILES + fuzz_inputs.JSONL_FILES + fuzz_inputs.TRACE_FILES))
+@given(case=fuzz_inputs.mutated(fuzz_inputs.ALL_FILES))
 def test_fuzzed_inputs_end_in_a_spec_or_one_input_error(fuzz_root, case):
     fuzz_inputs.check(fuzz_root, *case)
 
 
 def test_fuzz_harness_loads_every_shipped_file_unchanged(fuzz_root):
     # The property above only means something if the unmutated files load: each shipped file is "ok".
-    for rel in fuzz_inputs.YAML_FILES + fuzz_inputs.JSONL_FILES + fuzz_inputs.TRACE_FILES:
+    for rel in fuzz_inputs.ALL_FILES:
         assert fuzz_inputs.check(fuzz_root, rel, (fuzz_inputs.WORKLOADS / rel).read_bytes()) == "ok", rel
 
 

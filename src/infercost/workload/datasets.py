@@ -14,8 +14,28 @@ from typing import Any, Iterable
 import numpy as np
 
 from infercost.errors import InputError
-from infercost.spec.files import MAX_JSONL_BYTES, exists, read_text
+from infercost.spec.files import decode_utf8, exists
 from infercost.spec.workload import DatasetPrompts, PromptItem
+
+MAX_DATASET_BYTES = 1 << 30  # ShareGPT_V3 (the file vLLM's benchmark reads) is about 640 MiB
+
+
+def read_json_file(path: Path, what: str = "dataset file") -> str:
+    """A JSON dataset file as text, refused over MAX_DATASET_BYTES. Read at its own size: a bounded read(n) would
+    reserve n bytes up front, hundreds of MiB for a file of a few KiB."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_DATASET_BYTES:
+            raise InputError(f"{what} of {size / 2**20:,.0f} MiB is over the {MAX_DATASET_BYTES >> 20:,} MiB limit",
+                             source=str(path), field="prompts.path")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} ({exc.strerror})", source=str(path), field="prompts.path") from None
+    if len(raw) > MAX_DATASET_BYTES:
+        raise InputError(f"{what} is over the {MAX_DATASET_BYTES >> 20:,} MiB limit", source=str(path),
+                         field="prompts.path")
+    return decode_utf8(raw, str(path))
+
 
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
           "bing": "assistant", "bard": "assistant", "system": "system"}
@@ -44,9 +64,14 @@ def sharegpt_turns(row: Any) -> list[dict[str, str]] | None:
 
 
 def _sharegpt(src: DatasetPrompts, path: Path) -> Iterable[tuple[Any, dict]]:
-    text = read_text(path, MAX_JSONL_BYTES, "dataset file", "prompts.path")
+    if not path.is_file():
+        raise InputError("expected a ShareGPT JSON file, found a directory or device", source=str(path),
+                         field="prompts.path")
+    text = read_json_file(path)
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InputError("not valid JSON (nested too deeply)", source=str(path)) from None
     except json.JSONDecodeError as exc:
         if path.suffix == ".jsonl":  # ShareGPT-style rows one per line
             data = []
@@ -57,9 +82,14 @@ def _sharegpt(src: DatasetPrompts, path: Path) -> Iterable[tuple[Any, dict]]:
                     except json.JSONDecodeError as e:
                         raise InputError(f"not valid JSON ({e.msg} at column {e.pos + 1})", source=str(path),
                                          field=f"line {n}") from None
+                    except (ValueError, RecursionError):
+                        raise InputError("not valid JSON (nested too deeply or a number too long)",
+                                         source=str(path), field=f"line {n}") from None
         else:
             raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
                              source=str(path)) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise InputError(f"not valid JSON ({str(exc).split(':')[0]})", source=str(path)) from None
     if not isinstance(data, list):
         raise InputError("expected a JSON list of conversations ({\"conversations\": [{\"from\": \"human\", "
                          "\"value\": ...}, ...]})", source=str(path))

@@ -25,15 +25,22 @@ def _from_file(src: SessionPrompts, path: Path) -> list[list[tuple[str, int | No
     """Each conversation's user turns, with the length of the reply after each (for output_tokens: reference)."""
     import json
 
-    from infercost.spec.files import MAX_JSONL_BYTES, exists, read_text
+    from infercost.spec.files import exists
+    from infercost.workload.datasets import read_json_file
 
     if not exists(path):
         raise InputError("file not found", source=str(path), field="prompts.path")
-    text = read_text(path, MAX_JSONL_BYTES, "conversations file", "prompts.path")
+    if not path.is_file():
+        raise InputError("expected a conversations file, found a directory or device", source=str(path),
+                         field="prompts.path")
+    text = read_json_file(path, "conversations file")
     try:
         rows = json.loads(text) if path.suffix != ".jsonl" else [json.loads(x) for x in text.splitlines() if x.strip()]
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", source=str(path)) from None
+        raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+                         source=str(path)) from None
+    except (ValueError, RecursionError):  # nested too deeply, or an integer of thousands of digits
+        raise InputError("not valid JSON (nested too deeply or a number too long)", source=str(path)) from None
     if not isinstance(rows, list):
         raise InputError("expected a list of conversations ({\"conversations\": [{\"from\": \"human\", \"value\": "
                          "...}, ...]})", source=str(path))
