@@ -30,7 +30,7 @@ WORKLOAD_CASES = {
     "slo-bad-stat": ("name: w\nprompts: {source: inline, items: [hi]}\ntraffic: {rate: 1, num_requests: 1}\n"
                      "slo: {e2e_ms: {median: 3}}\n", "slo.e2e_ms: unknown statistic 'median'"),
     "bad-source": ("name: w\nprompts: {source: csv, path: x.csv}\ntraffic: {rate: 1, num_requests: 1}\n",
-                   "prompts.source: expected one of 'inline', 'jsonl', 'synthetic' (got 'csv')"),
+                   "prompts.source: expected one of 'inline', 'jsonl', 'synthetic', 'dataset', 'sessions', 'trace' (got 'csv')"),
     "uniform-without-bounds": ("name: w\nprompts: {source: synthetic, input_tokens: {dist: uniform}, "
                                "output_tokens: {mean: 4}}\ntraffic: {rate: 1, num_requests: 1}\n",
                                "prompts.input_tokens: 'uniform' needs 'min' and 'max'"),
