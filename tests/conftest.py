@@ -27,3 +27,25 @@ def vllm_server(smollm2_dir, tmp_path_factory):
 
     with serve(smollm2_dir, "smollm2", log=tmp_path_factory.mktemp("vllm-server") / "server.log") as url:
         yield url
+
+
+def replay(url: str, workload, model: str = "stub"):
+    """Replay `workload` through the openai engine against `url` (the stub server, in tests of timing the stub makes
+    known); returns (the load generator, its records)."""
+    import asyncio
+
+    from infercost.engines import create_engine
+    from infercost.loadgen import LoadGenerator
+    from infercost.spec.deployment import OpenAIDeployment
+    from infercost.workload.requests import build_requests
+
+    async def go():
+        engine = create_engine(OpenAIDeployment(engine="openai", model=model, base_url=url))
+        await engine.start()
+        try:
+            gen = LoadGenerator(engine, build_requests(workload), workload.traffic)
+            return gen, await gen.run()
+        finally:
+            await engine.stop()
+
+    return asyncio.run(go())

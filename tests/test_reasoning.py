@@ -3,17 +3,14 @@ answer. TTFT is its first thinking token, the time to its first answer token is 
 generated token, and reasoning tokens are counted apart (and priced as output). The server is the stub (a fake): no
 reasoning model can run here, and the stub streams thinking at a known pace."""
 
-import asyncio
 
 import pytest
 
-from infercost.engines import create_engine
-from infercost.loadgen import LoadGenerator
 from infercost.loadgen.stub_server import stub_server
 from infercost.metrics import summarize
-from infercost.spec.deployment import OpenAIDeployment
 from infercost.spec.workload import Workload
-from infercost.workload.requests import build_requests
+
+from conftest import replay as replay_stub
 
 
 def replay(url: str, n: int = 4):
@@ -22,15 +19,7 @@ def replay(url: str, n: int = 4):
                                  "sampling": {"max_tokens": 4},
                                  "traffic": {"arrival": "constant", "rate": 50, "num_requests": n}})
 
-    async def go():
-        engine = create_engine(OpenAIDeployment(engine="openai", model="stub", base_url=url))
-        await engine.start()
-        try:
-            return await LoadGenerator(engine, build_requests(w), w.traffic).run()
-        finally:
-            await engine.stop()
-
-    return asyncio.run(go())
+    return replay_stub(url, w)[1]
 
 
 def test_thinking_is_timed_and_counted_apart_from_the_answer():

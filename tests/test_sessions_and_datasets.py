@@ -3,34 +3,17 @@ pace, so the order and the think times can be checked to the millisecond); the h
 checked against the real vLLM server in test_engines_real. Datasets are small files made here: a ShareGPT JSON file
 and a Hugging Face dataset saved to disk (nothing downloads)."""
 
-import asyncio
 import json
 
 import pytest
 
-from infercost.engines import create_engine
 from infercost.errors import InputError
-from infercost.loadgen import LoadGenerator
 from infercost.loadgen.stub_server import stub_server
 from infercost.metrics import summarize
-from infercost.spec.deployment import OpenAIDeployment
 from infercost.spec.workload import Workload
 from infercost.workload.requests import build_requests
 
-from conftest import WORKLOADS
-
-
-def replay(url: str, w: Workload):
-    async def go():
-        engine = create_engine(OpenAIDeployment(engine="openai", model="stub", base_url=url))
-        await engine.start()
-        try:
-            gen = LoadGenerator(engine, build_requests(w), w.traffic)
-            return gen, await gen.run()
-        finally:
-            await engine.stop()
-
-    return asyncio.run(go())
+from conftest import WORKLOADS, replay
 
 
 def sessions_workload(**prompts) -> Workload:

@@ -4,7 +4,6 @@ text, one-line errors with the line of a malformed row; sent at the traced offse
 the stub server, a fake that answers at once so only the sender's timing is measured); probed for capacity by
 compressing time, not by switching to Poisson; and no prompt silently cycled."""
 
-import asyncio
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +17,8 @@ from infercost.errors import InputError
 from infercost.spec.workload import Workload
 from infercost.workload.requests import build_requests
 from infercost.workload.trace import read_trace, timestamp_s
+
+from conftest import replay
 
 AZURE = """TIMESTAMP,ContextTokens,GeneratedTokens
 2023-11-16 18:15:46.6805900,374,44
@@ -134,30 +135,13 @@ def test_inline_prompts_with_a_trace_are_refused():
     assert "prompts must be {source: trace}" in str(exc.value)
 
 
-def _replay(url: str, w: Workload):
-    from infercost.engines import create_engine
-    from infercost.loadgen import LoadGenerator
-    from infercost.spec.deployment import OpenAIDeployment
-
-    async def go():
-        engine = create_engine(OpenAIDeployment(engine="openai", model="stub", base_url=url))
-        await engine.start()
-        try:
-            gen = LoadGenerator(engine, build_requests(w), w.traffic)
-            return gen, await gen.run()
-        finally:
-            await engine.stop()
-
-    return asyncio.run(go())
-
-
 def test_requests_go_out_at_their_traced_offsets(tmp_path):
     from infercost.loadgen.stub_server import stub_server
 
     (tmp_path / "a.csv").write_text(AZURE)
     w = workload({"path": str(tmp_path / "a.csv"), "format": "azure", "speed": 4.0})
     with stub_server(tokens=2) as url:
-        _, records = _replay(url, w)
+        _, records = replay(url, w)
     records = sorted(records, key=lambda r: r.index)
     assert [r.scheduled_s for r in records] == pytest.approx([0, 0.125, 0.75, 1.5, 2.5])
     lag = [r.sent_s - r.scheduled_s for r in records]
@@ -172,7 +156,7 @@ def test_prompts_are_not_silently_cycled(tmp_path):
                                  "prompts": {"source": "inline", "items": [f"prompt {i}" for i in range(4)]},
                                  "traffic": {"arrival": "constant", "rate": 200, "num_requests": 10}})
     with stub_server(tokens=1) as url:
-        gen, records = _replay(url, w)
+        gen, records = replay(url, w)
     ids = [r.request_id for r in sorted(records, key=lambda r: r.index)]
     passes = [ids[0:4], ids[4:8], ids[8:]]
     assert all(sorted(p) == sorted(set(p)) for p in passes)  # each prompt once per pass

@@ -164,6 +164,15 @@ def synthetic_text(n_tokens: int, rng: np.random.Generator, count_tokens: Callab
     return text
 
 
+def _with_text(req: Request, text: str, workload: Workload) -> Request:
+    """A generated prompt as the workload's API sends it: one user message (chat) or the prompt text."""
+    if workload.api == "chat":
+        req.messages = [{"role": "user", "content": text}]
+    else:
+        req.prompt = text
+    return req
+
+
 def _synthetic(src: SyntheticPrompts, workload: Workload, count_tokens) -> list[Request]:
     rng = np.random.default_rng(workload.traffic.seed)
     n = src.count
@@ -186,11 +195,7 @@ def _synthetic(src: SyntheticPrompts, workload: Workload, count_tokens) -> list[
             seed=s.seed,
             prefix_group=int(groups[i]) if prefixes else None,
         )
-        if workload.api == "chat":
-            req.messages = [{"role": "user", "content": text}]
-        else:
-            req.prompt = text
-        out.append(req)
+        out.append(_with_text(req, text, workload))
     return out
 
 
@@ -243,11 +248,7 @@ def _traced(workload: Workload, count_tokens: Callable[[str], int] | None) -> li
                       ignore_eos=True, seed=s.seed,
                       meta={"offset_s": float(offset), "traced_input_tokens": n_in,
                             **({"trace_session": trace.sessions[i]} if trace.sessions else {})})
-        if workload.api == "chat":
-            req.messages = [{"role": "user", "content": text}]
-        else:
-            req.prompt = text
-        out.append(req)
+        out.append(_with_text(req, text, workload))
     return out
 
 
