@@ -75,7 +75,7 @@ class LoadGenerator:
         self._last_stop_check = -math.inf
         self._gc_frozen = False
         self._secrets = tuple(engine.secrets()) if hasattr(engine, "secrets") else ()
-        self._passes: dict[int, np.ndarray] = {}
+        self._passes: dict[tuple[int, int], np.ndarray] = {}
         self.sessions = _sessions(self.requests)
         self._next = 0
         self._phase_of: np.ndarray | None = None
@@ -204,27 +204,24 @@ class LoadGenerator:
         picks = [self.requests[-(i % len(self.requests)) - 1] for i in range(n)]
         await asyncio.gather(*(self._send(self._record(-(i + 1), r, True, None), r) for i, r in enumerate(picks)))
 
-    def request_for(self, i: int) -> Request:
-        """The i-th request sent. When the traffic asks for more requests than there are prompts, each further pass
-        takes every prompt once more in a new seeded order: cycling them in the same order would put a prompt's
-        repeat right after the same neighbours every time, and flatter a prefix cache."""
-        n = len(self.requests)
+    def _pass_index(self, i: int, n: int) -> int:
+        """Which of `n` items the i-th use takes: each once per pass, the first pass in order, each later pass in a
+        new order seeded from the traffic's seed and the pass. Cycling in one order would put a repeat right after
+        the same neighbours every time, and flatter a prefix cache."""
         if i < n:
-            return self.requests[i]
+            return i
         p = i // n
-        if p not in self._passes:
-            self._passes[p] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
-        return self.requests[int(self._passes[p][i % n])]
+        if (n, p) not in self._passes:
+            self._passes[(n, p)] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
+        return int(self._passes[(n, p)][i % n])
+
+    def request_for(self, i: int) -> Request:
+        """The i-th request sent (see _pass_index when there are more requests than prompts)."""
+        return self.requests[self._pass_index(i, len(self.requests))]
 
     def session_for(self, i: int) -> list[Request]:
-        """The i-th session started: each once per pass, later passes in a new seeded order (as request_for)."""
-        n = len(self.sessions)
-        if i < n:
-            return self.sessions[i]
-        p = i // n
-        if p not in self._passes:
-            self._passes[p] = np.random.default_rng([self.traffic.seed, p]).permutation(n)
-        return self.sessions[int(self._passes[p][i % n])]
+        """The i-th session started (see _pass_index)."""
+        return self.sessions[self._pass_index(i, len(self.sessions))]
 
     def prompt_reuse(self) -> dict[str, Any] | None:
         """How often prompts were sent more than once (for the manifest), or None when none was."""
