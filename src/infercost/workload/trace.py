@@ -173,11 +173,12 @@ def _rows(spec: TraceSpec, path: Path) -> Iterator[tuple[int, float, int, int, l
         unit = 1e-3 if c.time_unit == "ms" else 1.0
     for lineno, row in _csv_rows(path, columns):
         try:
-            arrival = timestamp_s(row["arrival"])
+            try:  # a number is in the trace's unit; a date-time is read as such (matched once, not twice, per row)
+                arrival = float(row["arrival"]) * unit
+            except ValueError:
+                arrival = timestamp_s(row["arrival"])
             if not math.isfinite(arrival):
                 raise ValueError(f"{columns['arrival']}: expected a finite time, got {row['arrival'][:40]!r}")
-            if _DATETIME.match(row["arrival"].strip()) is None:
-                arrival *= unit
             yield (lineno, arrival, _count(row["input"], columns["input"]), _count(row["output"], columns["output"]),
                    None, row.get("session"))
         except ValueError as exc:
