@@ -158,9 +158,11 @@ def project(workload: Workload | PathLike, deployment: Deployment | dict | PathL
 def optimize(study: StudySpec | PathLike, *, study_overrides: Sequence[str] = (),
              workload: Workload | PathLike | None = None, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
              results_dir: PathLike = "results", catalog: Catalogs = None, on_trial: OnTrial | None = None,
-             on_start: Callable[[int, int, str], None] | None = None) -> StudyResult:
+             on_start: Callable[[int, int, str], None] | None = None, executor: str | None = None,
+             address: str | None = None) -> StudyResult:
     """Search for the cheapest configuration that meets the quality and latency targets (Optuna). Resumes a study
-    already in `storage` (a SQLAlchemy URL; default: a SQLite file under results_dir/studies)."""
+    already in `storage` (a SQLAlchemy URL; default: a SQLite file under results_dir/studies). `executor="ray"`
+    measures each placement on a node of the Ray cluster at `address` that has its accelerator."""
     from infercost.search.optimize import optimize as run_optimize
 
     spec = study_of(study, study_overrides)
@@ -169,7 +171,8 @@ def optimize(study: StudySpec | PathLike, *, study_overrides: Sequence[str] = ()
     w = workload_of(workload) if workload is not None else study_workload(spec, _source(study, spec.name))
     sources = (_source(study, spec.name), _source(workload, str(spec.resolve(spec.workload))))
     return run_optimize(spec, w, storage=storage, study_name=study_name, results_dir=results_dir,
-                        catalog=catalog_of(catalog), on_start=on_start, on_trial=on_trial, sources=sources)
+                        catalog=catalog_of(catalog), on_start=on_start, on_trial=on_trial, sources=sources,
+                        executor=executor, address=address)
 
 
 def recommend(study: StudyResult | StudySpec | PathLike, *, workload: Workload | PathLike | None = None,

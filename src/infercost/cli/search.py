@@ -56,7 +56,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         with engine_output_to_stderr():
             found = api.optimize(args.study, study_overrides=args.study_set, n_trials=n_trials, storage=args.storage,
                                  study_name=args.study_name, results_dir=args.results_dir, catalog=args.catalog,
-                                 on_start=on_start, on_trial=on_trial)
+                                 on_start=on_start, on_trial=on_trial, executor=args.executor, address=args.address)
     finally:
         bar.stop()
     if args.report:
@@ -107,6 +107,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", 500, "display.width", 200, "display.max_colwidth", 60):
         cols = ["trial", "status", "kind", "model", "engine", "precision", "max_num_seqs", "prefix_caching",
                 "hardware", "devices", "pricing", "capacity_rps", "cost_per_1k", "quality", "reason"]
+        if not frame.empty and frame["node"].notna().any():  # a study measured on a cluster: which node measured each trial
+            cols.insert(cols.index("capacity_rps"), "node")
         print(frame[cols].to_string(index=False) if not frame.empty else "no trials yet")
     return 0
 
@@ -120,6 +122,11 @@ def add_parsers(sub) -> None:
     opt.add_argument("--n-trials", metavar="N", help="total trials wanted (finished ones count; resume tops up)")
     opt.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
     opt.add_argument("--report", action="store_true", help="write the recommendation report at the end")
+    opt.add_argument("--executor", default="local", metavar="NAME",
+                     help="where trials run: local (this process, default) or ray (each measured placement on a node "
+                          "of a Ray cluster with its accelerator; pip install 'infercost[ray]')")
+    opt.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster to join (default: RAY_ADDRESS, else a "
+                     "local Ray started for this study); ray://HOST:10001 for Ray Client")
     opt.set_defaults(func=cmd_optimize)
 
     rep = sub.add_parser("report", parents=[stored, parent("catalog")],

@@ -9,7 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -69,6 +69,10 @@ class TrialOutcome(BaseModel):
     binding: str | None = None
     evidence: str | None = None
     expected_error: float | None = None
+    # a trial dispatched to a cluster: the node that measured it (Ray node id, host, accelerator resource, the
+    # node's hardware as it reported it, the stand-in deployment if one measured it instead of the accelerator)
+    node: dict[str, Any] | None = None
+    dispatch: str | None = None  # where a trial of a cluster study ran, or why it was projected instead
     latency_measured: bool | None = None  # api: whether the SLO was measured through the vendor's endpoint
     latency_source: str | None = None  # api: where latency was measured, or why it was not
     capacity_basis: str | None = None  # api: which rate limit is its capacity
@@ -93,8 +97,16 @@ def no_engine(_deployment: Deployment):
 
 class Evaluator:
     def __init__(self, spec: StudySpec, workload: Workload, store: RunStore, catalog: Catalog,
-                 progress: Any = None):
+                 progress: Any = None, measured_on: Callable[[TrialConfig], bool] | None = None,
+                 standin: dict[str, Any] | None = None, measured_elsewhere: bool = False):
+        """`measured_on`: which placements other than `here` are measured rather than projected (a cluster node
+        measures its own accelerator; a driver, what some node of its cluster has). `standin`: a deployment that is measured in place of each
+        trial's on such hardware, for exercising a cluster that has no GPUs; every figure it gives says so.
+        `measured_elsewhere`: this is the driver of a cluster study, which reuses what nodes measured and never starts
+        an engine for their accelerators."""
         self.spec, self.workload, self.store, self.catalog, self.progress = spec, workload, store, catalog, progress
+        self.measured_on, self.standin = measured_on, standin
+        self.measured_elsewhere = measured_elsewhere
         self.quality_dir = Path(store.root) / "quality-cache"
         self._lengths: dict[str, Lengths] = {}
         self._capacities: dict[str, CapacityResult] = {}
@@ -173,6 +185,43 @@ class Evaluator:
 
     # ------------------------------------------------------------------ evaluation
 
+    def measures(self, cfg: TrialConfig) -> bool:
+        """Whether this configuration is measured (here, or on a cluster node with its accelerator) or projected."""
+        return self.spec.mode in ("measure", "hybrid") and not cfg.is_api and (
+            cfg.hardware == "here" or (self.measured_on is not None and self.measured_on(cfg)))
+
+    @staticmethod
+    def capacity_key(cfg: TrialConfig) -> str:
+        """Capacity does not depend on how the hardware is paid for: one search serves every pricing model."""
+        return cfg.model_copy(update={"pricing": "on_demand"}).key()
+
+    def known_capacity(self, cfg: TrialConfig) -> bool:
+        return self.capacity_key(cfg) in self._capacities
+
+    def capacity_of(self, cfg: TrialConfig) -> CapacityResult | None:
+        return self._capacities.get(self.capacity_key(cfg))
+
+    def remember_capacity(self, cfg: TrialConfig, result: CapacityResult) -> None:
+        """A capacity measured elsewhere (a cluster node), so the configuration's other pricing models reuse it."""
+        self._capacities[self.capacity_key(cfg)] = result
+
+    def screened(self, cfg: TrialConfig) -> TrialOutcome | tuple[Deployment, Projector]:
+        """The rejected outcome of a configuration that cannot run, else its deployment and projector: what a
+        driver checks before it sends a trial to another machine."""
+        try:
+            deployment = self.deployment(cfg)
+            projector = self.projector(cfg, deployment)
+        except InputError as exc:
+            return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
+        reason = self.screen(cfg, projector)
+        return TrialOutcome(config=cfg, status="rejected", reason=reason) if reason else (deployment, projector)
+
+    def measured_deployment(self, cfg: TrialConfig, deployment: Deployment) -> Deployment:
+        """What runs for a measured trial: the trial's deployment, or the stand-in on a node without the GPU."""
+        if self.standin is None or cfg.hardware == "here":
+            return deployment
+        return validate(deployment_adapter(), self.standin, source="the cluster stand-in deployment")
+
     async def evaluate(self, cfg: TrialConfig) -> TrialOutcome:
         if cfg.is_api:
             try:
@@ -182,26 +231,20 @@ class Evaluator:
             except Exception as exc:  # a vendor that broke the measurement is this candidate's result
                 return TrialOutcome(config=cfg, status="infeasible", kind="api",
                                     reason=redact_text(f"{type(exc).__name__}: {exc}")[:500])
-        try:
-            deployment = self.deployment(cfg)
-        except InputError as exc:
-            return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
-        try:
-            projector = self.projector(cfg, deployment)
-        except InputError as exc:
-            return TrialOutcome(config=cfg, status="rejected", reason=str(exc))
-        reason = self.screen(cfg, projector)
-        if reason:
-            return TrialOutcome(config=cfg, status="rejected", reason=reason)
-        measure = cfg.hardware == "here" and self.spec.mode in ("measure", "hybrid")
-        # capacity does not depend on how the hardware is paid for: one search serves every pricing model
-        capacity_key = cfg.model_copy(update={"pricing": "on_demand"}).key()
+        screened = self.screened(cfg)
+        if isinstance(screened, TrialOutcome):
+            return screened
+        deployment, projector = screened
+        measure = self.measures(cfg)
+        capacity_key = self.capacity_key(cfg)
         try:
             if capacity_key in self._capacities:
                 result = self._capacities[capacity_key]
+            elif measure and cfg.hardware != "here" and self.measured_elsewhere:
+                raise RuntimeError(f"{cfg.label()} is measured on a cluster node, not by the driver")
             elif measure:
-                result = await measure_capacity(self.workload, deployment, self.store, self.spec.capacity,
-                                                self.progress)
+                result = await measure_capacity(self.workload, self.measured_deployment(cfg, deployment),
+                                                self.store, self.spec.capacity, self.progress)
             else:
                 result = await projector.capacity(self.workload, self.lengths(cfg.model), self.projected_options())
                 if result.capacity_rps:
@@ -225,10 +268,13 @@ class Evaluator:
         best = result.best_probe()
         ttft = best.slo_observed.get("ttft_ms.p95") if best else None
         p = self.spec.space.placements
-        if measured:
+        if measured and cfg.hardware == "here":
             tp = throughput_from_capacity(result)
             offers = offers_for(self.catalog, "here", measured_on=tp.hardware, engine=tp.engine,
                                 providers=p.providers, regions=p.regions)
+        elif measured:  # measured on a cluster node with the accelerator: priced on that accelerator's offers
+            tp = throughput_from_capacity(result)
+            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
         else:
             lengths = self.lengths(cfg.model)
             eff = projector.efficiency
@@ -250,7 +296,11 @@ class Evaluator:
                                confidence=tp.confidence,
                                slo_observed=dict(best.slo_observed) if best else {}, probes=len(result.probes),
                                requests_per_probe=result.requests_per_probe, cost=row, objective=objective)
-        await self._quality(outcome, deployment, measured)
+        remote = measured and cfg.hardware != "here"
+        if remote and self.measured_elsewhere:  # its node answered, and its answers came back with its records
+            await self._quality(outcome, deployment, measured, cache_only=True)
+        else:
+            await self._quality(outcome, self.measured_deployment(cfg, deployment) if remote else deployment, measured)
         self._constraints(outcome)
         return outcome
 
@@ -258,12 +308,13 @@ class Evaluator:
         return bool(self.spec.constraints.quality and self.workload.quality is not None
                     and self.workload.quality.target is not None)
 
-    def answering_engine(self, measured: bool):
+    def answering_engine(self, measured: bool, cache_only: bool = False):
         """The engine factory for a trial's answers. Answers depend on the model, precision and engine, not on
         where they run, so an endpoint declared in `quality_sources` answers for every placement of its model; a
         study that measures here generates the rest here (and caches them) for projected placements too; a
         projection-only study otherwise uses only cached answers of the same model and precision."""
-        local = create_engine if measured or self.spec.mode in ("measure", "hybrid") else no_engine
+        local = create_engine if not cache_only and (measured or self.spec.mode in ("measure", "hybrid")) \
+            else no_engine
 
         def factory(deployment: Deployment):
             source = self.spec.quality_source(deployment.model, _precision(deployment))
@@ -276,7 +327,8 @@ class Evaluator:
 
         return factory
 
-    async def _quality(self, outcome: TrialOutcome, deployment: Deployment, measured: bool) -> None:
+    async def _quality(self, outcome: TrialOutcome, deployment: Deployment, measured: bool,
+                       cache_only: bool = False) -> None:
         if not self.wants_quality():
             return
         if isinstance(deployment, OpenAIDeployment):  # a hosted API answers for itself, through its endpoint
@@ -286,7 +338,7 @@ class Evaluator:
                 return
         try:
             q = await evaluate_quality(self.workload, deployment, cache_dir=self.quality_dir,
-                                       engine_factory=self.answering_engine(measured))
+                                       engine_factory=self.answering_engine(measured, cache_only))
         except QualityNotCached:
             outcome.quality_source = "quality not measured: no endpoint serves this model and precision, and no " \
                                      "cached answers"

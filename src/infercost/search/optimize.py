@@ -14,6 +14,7 @@ import optuna
 from infercost.cost.catalog import Catalog, load_catalog
 from infercost.errors import InputError
 from infercost.search.checks import check_study
+from infercost.search.dispatch import executor_for
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.hosted import check_apis
 from infercost.search.results import StudyResult, baseline_config
@@ -40,10 +41,12 @@ def evaluator_for(spec: StudySpec, workload: Workload, results_dir: str | Path, 
 def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None, study_name: str | None = None,
              results_dir: str | Path = "results", catalog: Catalog | None = None,
              on_start: Callable[[int, int, str], None] | None = None, on_trial: OnTrial | None = None,
-             sources: tuple[str, str] | None = None) -> StudyResult:
+             sources: tuple[str, str] | None = None, executor: str | None = None,
+             address: str | None = None) -> StudyResult:
     """Runs until the study holds `spec.n_trials` finished trials (those stored count: a rerun resumes).
     `on_start(done, wanted, storage)` is called once before the first trial; `on_trial(trial, outcome, reused)` after each.
-    `sources` names the study and workload files in error messages."""
+    `sources` names the study and workload files in error messages. `executor="ray"` measures each placement on a
+    node of the Ray cluster at `address` that has its accelerator (see `dispatch`)."""
     study_source, workload_source = sources or (spec.name, workload.name)
     build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
     check_study(spec, workload, study_source, workload_source)  # what `run` checks, before any trial
@@ -51,13 +54,21 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
     evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
     check_apis(spec, evaluator.catalog, study_source)  # a vendor or model not in the catalog: one line, exit 2
     study = open_study(spec, storage, study_name)
-    if on_start is not None:
-        on_start(len(finished_trials(study)), spec.n_trials, storage)
-    if spec.baseline is not None and "baseline" not in study.user_attrs:
-        outcome = asyncio.run(evaluator.evaluate(baseline_config(spec.baseline)))
-        study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
-    started = time.perf_counter()
-    study = run_study(spec, evaluator, storage, study_name, on_trial)
+    dispatcher = executor_for(executor, address, study_store(results_dir, study_name or spec.name).root)
+    try:
+        if dispatcher is not None:
+            dispatcher.attach(evaluator)
+        if on_start is not None:
+            on_start(len(finished_trials(study)), spec.n_trials, storage)
+        if spec.baseline is not None and "baseline" not in study.user_attrs:
+            cfg = baseline_config(spec.baseline)
+            outcome = dispatcher.evaluate(cfg) if dispatcher else asyncio.run(evaluator.evaluate(cfg))
+            study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
+        started = time.perf_counter()
+        study = run_study(spec, evaluator, storage, study_name, on_trial, executor=dispatcher)
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
     return StudyResult.of(study, storage, time.perf_counter() - started, spec=spec, workload=workload,
                           results_dir=str(results_dir))
 

@@ -34,8 +34,18 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "offer": f"{o.cost.provider} {o.cost.region} {o.cost.sku}" if o.cost else None,
             "ttft_p95_ms": o.ttft_p95_ms, "quality": o.quality_score, "quality_met": o.quality_met,
             "reason": o.reason, "reused_from": t.user_attrs.get("reused_from"), "evidence": o.evidence,
+            "node": _node(o.node), "dispatch": o.dispatch,
         })
     return pd.DataFrame(rows)
+
+
+def _node(node: dict[str, Any] | None) -> str | None:
+    """A measured trial's node as a table shows it: host, Ray node id and the accelerator it was placed by."""
+    if not node:
+        return None
+    resource = (node.get("resource") or "").removeprefix("accelerator_type:")
+    return f"{node.get('host')}/{(node.get('node_id') or '?')[:8]} {resource}".strip() + (
+        " (stand-in)" if node.get("standin") else "")
 
 
 def baseline_config(baseline: Any) -> TrialConfig:

@@ -155,59 +155,89 @@ def _dead_before_first_heartbeat(study: optuna.Study) -> list[tuple[int, dict]]:
     return [(tid, storage.get_trial(tid).params) for tid in out]
 
 
-def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
-              on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None) -> optuna.Study:
-    study = open_study(spec, storage, study_name)
-    _recover_stale(study)
-    grid = enumerate_space(spec) if spec.sampler == "grid" else None
+class TrialSteps:
+    """What every trial does around its evaluation, wherever that runs (this process, or a cluster node): choose the
+    configuration, reuse an earlier outcome of it, and store the outcome and its constraints with the trial."""
 
-    def objective(trial: optuna.Trial):
+    def __init__(self, study: optuna.Study, spec: StudySpec, evaluator: Evaluator,
+                 on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None):
+        self.study, self.spec, self.evaluator, self.on_trial = study, spec, evaluator, on_trial
+        self.grid = enumerate_space(spec) if spec.sampler == "grid" else None
+        self.requeued: set[str] = set()
+
+    def prepare(self, trial: optuna.Trial) -> tuple[TrialConfig, TrialOutcome | None, bool]:
+        """The trial's configuration, the outcome to reuse (None: evaluate it), and whether that outcome is to be
+        judged again on quality."""
+        grid = self.grid
         cfg = grid[trial.suggest_categorical("config_index", list(range(len(grid))))] if grid else suggest(trial,
-                                                                                                             spec)
+                                                                                                             self.spec)
         key = cfg.key()
         trial.set_user_attr("config_key", key)
         # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before)
-        earlier = next((t for t in reversed(finished_trials(study)) if t.user_attrs.get("config_key") == key
+        earlier = next((t for t in reversed(finished_trials(self.study)) if t.user_attrs.get("config_key") == key
                         and "outcome" in t.user_attrs), None)
-        baseline = study.user_attrs.get("baseline")
+        baseline = self.study.user_attrs.get("baseline")
         if earlier is not None:
-            outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
             trial.set_user_attr("reused_from", earlier.number)
-            if Evaluator.quality_unverified(outcome) and key in requeued:
-                outcome = asyncio.run(evaluator.rejudged(outcome))
+            outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
+            rejudge = Evaluator.quality_unverified(outcome) and key in self.requeued
+            if rejudge:
                 trial.set_user_attr("quality_rejudged", True)
-        elif baseline is not None and TrialOutcome.model_validate(baseline).config.key() == key:
-            outcome = TrialOutcome.model_validate(baseline)  # today's plan is in the space: measured once
-            trial.set_user_attr("reused_from", "baseline")
-        else:
-            outcome = asyncio.run(evaluator.evaluate(cfg))
+            return cfg, outcome, rejudge
+        if baseline is not None and TrialOutcome.model_validate(baseline).config.key() == key:
+            trial.set_user_attr("reused_from", "baseline")  # today's plan is in the space: measured once
+            return cfg, TrialOutcome.model_validate(baseline), False
+        return cfg, None, False
+
+    def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> Any:
+        """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one."""
         _store(trial, outcome)
-        if spec.sampler == "nsga2" and hasattr(trial, "set_constraint"):
+        if self.spec.sampler == "nsga2" and hasattr(trial, "set_constraint"):
             for i, value in enumerate(constraints_of(trial)):
                 trial.set_constraint(f"c{i}", value)
-        if on_trial:
-            on_trial(trial, outcome, "reused_from" in trial.user_attrs)
+        if self.on_trial:
+            self.on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
             raise optuna.TrialPruned(outcome.reason)
-        return _values(spec, outcome)
+        return _values(self.spec, outcome)
+
+    def evaluate_here(self, trial: optuna.Trial) -> Any:
+        """The whole trial in this process (the objective of an in-process study)."""
+        cfg, outcome, rejudge = self.prepare(trial)
+        if outcome is None:
+            outcome = asyncio.run(self.evaluator.evaluate(cfg))
+        elif rejudge:
+            outcome = asyncio.run(self.evaluator.rejudged(outcome))
+        return self.finish(trial, outcome)
+
+
+def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
+              on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None,
+              executor: Any = None) -> optuna.Study:
+    """Runs the study to `spec.n_trials` finished trials. `executor`: None evaluates every trial in this process;
+    an executor (see `dispatch`) runs them where their hardware is, through `executor.run(steps, remaining, wanted)`."""
+    study = open_study(spec, storage, study_name)
+    _recover_stale(study)
+    steps = TrialSteps(study, spec, evaluator, on_trial)
 
     # Trials whose quality nothing could check, and which can be judged now (an endpoint was declared for their
     # model, or its answers were cached since): queued again, on top of n_trials, and judged on quality only.
     latest = {o.config.key(): (t, o) for t, o in outcomes(study)}  # in trial order: the last one wins
-    requeued = set()
     for key, (t, o) in latest.items():
         if Evaluator.quality_unverified(o) and evaluator.quality_available(o.config):
             study.enqueue_trial(t.params, skip_if_exists=False)
-            requeued.add(key)
+            steps.requeued.add(key)
     baseline = study.user_attrs.get("baseline")
-    if baseline is not None and grid is None and not study.get_trials(deepcopy=False):
+    if baseline is not None and steps.grid is None and not study.get_trials(deepcopy=False):
         params = params_for(TrialOutcome.model_validate(baseline).config, spec)
         if params is not None:  # start from today's plan: a known point, reused rather than measured again
             study.enqueue_trial(params, skip_if_exists=True)
-    wanted = max(spec.n_trials, len(finished_trials(study))) + len(requeued)
+    wanted = max(spec.n_trials, len(finished_trials(study))) + len(steps.requeued)
     remaining = wanted - len(finished_trials(study))
-    if remaining:
-        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(
+    if remaining and executor is not None:
+        executor.run(steps, remaining, wanted)
+    elif remaining:
+        study.optimize(steps.evaluate_here, callbacks=[optuna.study.MaxTrialsCallback(
             wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
             gc_after_trial=False)
     return study
