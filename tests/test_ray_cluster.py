@@ -72,9 +72,10 @@ n_trials: {n_trials}
     return study
 
 
-def optimize_cmd(study: Path, results: Path, cluster: dict) -> list[str]:
+def optimize_cmd(study: Path, results: Path, cluster: dict, storage: str | None = None) -> list[str]:
     return [sys.executable, "-m", "infercost", "optimize", str(study), "--executor", "ray", "--address",
-            cluster["address"], "--results-dir", str(results), "--json", "--quiet"]
+            cluster["address"], "--results-dir", str(results), "--json", "--quiet",
+            *(["--storage", storage] if storage else [])]
 
 
 def standin_env(url: str) -> dict[str, str]:
@@ -82,10 +83,10 @@ def standin_env(url: str) -> dict[str, str]:
                                                                 "base_url": url})}
 
 
-def stored_trials(results: Path, name: str) -> list:
+def stored_trials(results: Path, name: str, storage: str | None = None) -> list:
     import optuna
 
-    storage = f"sqlite:///{results / 'studies' / f'{name}.db'}"
+    storage = storage or f"sqlite:///{results / 'studies' / f'{name}.db'}"
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 
@@ -161,13 +162,16 @@ def test_trials_go_to_the_nodes_with_their_accelerator(cluster, vllm_server, tmp
 
 
 def test_a_worker_killed_mid_trial_is_requeued_with_its_partial_records(cluster, vllm_server, tmp_path):
-    study = write_study(tmp_path, "killed-worker", ["L4"], [4], ["on_demand"], 1)
+    """On the PostgreSQL server `.ci/run` starts, when there is one: the storage a cluster would use."""
+    storage = os.environ.get("INFERCOST_TEST_POSTGRES")
+    name = f"killed-worker-{os.getpid()}-{time.time_ns()}"  # a shared server keeps studies of earlier runs
+    study = write_study(tmp_path, name, ["L4"], [4], ["on_demand"], 1)
     results = tmp_path / "results"
-    driver = subprocess.Popen(optimize_cmd(study, results, cluster), stdout=subprocess.PIPE,
+    driver = subprocess.Popen(optimize_cmd(study, results, cluster, storage), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=standin_env(vllm_server))
     try:
         pid = wait_for(task_pids, 120, "the trial's Ray worker")[0]
-        partial = results / "studies" / "killed-worker" / "nodes" / "trial-0"
+        partial = results / "studies" / name / "nodes" / "trial-0"
         wait_for(lambda: any(p.name == "requests.jsonl" for p in partial.rglob("*")), 120,
                  "the first probe's records at the driver")
         os.kill(pid, signal.SIGKILL)
@@ -175,7 +179,7 @@ def test_a_worker_killed_mid_trial_is_requeued_with_its_partial_records(cluster,
     finally:
         driver.kill()
     assert driver.returncode == 0, stderr[-3000:]
-    trials = stored_trials(results, "killed-worker")
+    trials = stored_trials(results, name, storage)
     failed = [t for t in trials if t.state.name == "FAIL"]
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(failed) == 1 and len(done) == 1 and len(trials) == 2

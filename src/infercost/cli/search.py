@@ -58,7 +58,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                                  study_name=args.study_name, results_dir=args.results_dir, catalog=args.catalog,
                                  on_start=on_start, on_trial=on_trial, executor=args.executor, address=args.address)
     finally:
-        bar.stop()
+        if bar.live.is_started:  # stopping a bar that never started prints a blank line before the error
+            bar.stop()
     if args.report:
         command = f"infercost optimize {args.study} --storage {found.storage}"
         rec = api.recommend(found, catalog=args.catalog, command=command)

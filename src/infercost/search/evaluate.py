@@ -217,10 +217,17 @@ class Evaluator:
         return TrialOutcome(config=cfg, status="rejected", reason=reason) if reason else (deployment, projector)
 
     def measured_deployment(self, cfg: TrialConfig, deployment: Deployment) -> Deployment:
-        """What runs for a measured trial: the trial's deployment, or the stand-in on a node without the GPU."""
-        if self.standin is None or cfg.hardware == "here":
+        """What runs for a measured trial: the trial's deployment, or the stand-in on a node without the GPU. A
+        tensor-parallel vLLM deployment on a node runs its workers as local processes on the GPUs Ray gave the trial
+        (vLLM would otherwise see Ray and look for a placement group across the cluster)."""
+        if cfg.hardware == "here":
             return deployment
-        return validate(deployment_adapter(), self.standin, source="the cluster stand-in deployment")
+        if self.standin is not None:
+            return validate(deployment_adapter(), self.standin, source="the cluster stand-in deployment")
+        args = getattr(deployment, "engine_args", None)
+        if cfg.devices > 1 and isinstance(args, dict) and "distributed_executor_backend" not in args:
+            return deployment.model_copy(update={"engine_args": {**args, "distributed_executor_backend": "mp"}})
+        return deployment
 
     async def evaluate(self, cfg: TrialConfig) -> TrialOutcome:
         if cfg.is_api:

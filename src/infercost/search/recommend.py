@@ -293,7 +293,8 @@ def _evidence(best: TrialOutcome, command: str | None) -> Evidence:
                   reproduce=redact_text(command) if command else redacted_command(sys.argv), probes=best.probes,
                   requests_per_probe=best.requests_per_probe, quality_source=best.quality_source,
                   quality_ci95=best.quality_ci95, expected_error=best.expected_error,
-                  price={"source": best.cost.price_source, "as_of": best.cost.price_as_of})
+                  price={"source": best.cost.price_source, "as_of": best.cost.price_as_of},
+                  node=best.dispatch if best.node else None)
     path = Path(best.evidence) / "manifest.json" if best.evidence else None
     if path is not None and path.is_file():
         manifest = json.loads(path.read_text())

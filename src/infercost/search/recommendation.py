@@ -205,7 +205,7 @@ class Evidence(Record):
     """Measured: the run directory, versions, hardware and date. Projected: the efficiencies it rests on."""
 
     omit_when_none: ClassVar[frozenset[str]] = frozenset(
-        {"directory", "versions", "hardware", "measured_at", "engine", "projection", "efficiency"})
+        {"directory", "versions", "hardware", "measured_at", "engine", "projection", "efficiency", "node"})
 
     kind: str | None
     metric_definitions: dict[str, str]
@@ -223,6 +223,7 @@ class Evidence(Record):
     engine: dict[str, Any] | None = None
     projection: str | None = None
     efficiency: str | None = None
+    node: str | None = None  # a trial measured on a cluster: the node, and the stand-in if one measured instead
 
 
 class BuyOption(Record):
