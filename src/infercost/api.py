@@ -159,10 +159,11 @@ def optimize(study: StudySpec | PathLike, *, study_overrides: Sequence[str] = ()
              workload: Workload | PathLike | None = None, n_trials: int | None = None, storage: str | None = None, study_name: str | None = None,
              results_dir: PathLike = "results", catalog: Catalogs = None, on_trial: OnTrial | None = None,
              on_start: Callable[[int, int, str], None] | None = None, executor: str | None = None,
-             address: str | None = None) -> StudyResult:
+             address: str | None = None, jobs: int = 1) -> StudyResult:
     """Search for the cheapest configuration that meets the quality and latency targets (Optuna). Resumes a study
     already in `storage` (a SQLAlchemy URL; default: a SQLite file under results_dir/studies). `executor="ray"`
-    measures each placement on a node of the Ray cluster at `address` that has its accelerator."""
+    measures each placement on a node of the Ray cluster at `address` that has its accelerator. `jobs` > 1 runs a
+    projected study in that many processes (one per core)."""
     from infercost.search.optimize import optimize as run_optimize
 
     spec = study_of(study, study_overrides)
@@ -172,7 +173,7 @@ def optimize(study: StudySpec | PathLike, *, study_overrides: Sequence[str] = ()
     sources = (_source(study, spec.name), _source(workload, str(spec.resolve(spec.workload))))
     return run_optimize(spec, w, storage=storage, study_name=study_name, results_dir=results_dir,
                         catalog=catalog_of(catalog), on_start=on_start, on_trial=on_trial, sources=sources,
-                        executor=executor, address=address)
+                        executor=executor, address=address, jobs=jobs)
 
 
 def recommend(study: StudyResult | StudySpec | PathLike, *, workload: Workload | PathLike | None = None,

@@ -56,7 +56,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         with engine_output_to_stderr():
             found = api.optimize(args.study, study_overrides=args.study_set, n_trials=n_trials, storage=args.storage,
                                  study_name=args.study_name, results_dir=args.results_dir, catalog=args.catalog,
-                                 on_start=on_start, on_trial=on_trial, executor=args.executor, address=args.address)
+                                 on_start=on_start, on_trial=on_trial, executor=args.executor, address=args.address,
+                                 jobs=positive_count(args.jobs, "--jobs") or 1)
     finally:
         if bar.live.is_started:  # stopping a bar that never started prints a blank line before the error
             bar.stop()
@@ -123,6 +124,8 @@ def add_parsers(sub) -> None:
     opt.add_argument("--n-trials", metavar="N", help="total trials wanted (finished ones count; resume tops up)")
     opt.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
     opt.add_argument("--report", action="store_true", help="write the recommendation report at the end")
+    opt.add_argument("--jobs", metavar="N", help="processes running a projected study's trials (default 1; up to "
+                     "one per core)")
     opt.add_argument("--executor", default="local", metavar="NAME",
                      help="where trials run: local (this process, default) or ray (each measured placement on a node "
                           "of a Ray cluster with its accelerator; pip install 'infercost[ray]')")

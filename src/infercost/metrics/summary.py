@@ -85,16 +85,23 @@ def _strictest(bounds: dict[str, float]) -> float:
     return min(bounds.values())
 
 
-def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSummary:
+def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, intervals: bool = True,
+              lean: bool = False) -> RunSummary:
+    """`intervals=False` leaves out the 95% intervals (resampled, most of the cost); `lean=True` also computes only
+    the latency metrics the SLO bounds: for a simulated capacity probe, which is judged on its SLO checks alone."""
+    with_intervals = intervals and not lean
     records = list(records)
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     slo = slo or SLO()
     targets = slo.targets()
 
-    samples = {name: np.array([v for r in ok for v in m.values(r)], dtype=float) for name, m in METRICS.items()}
+    wanted = set(targets) if lean else set(METRICS)
+    samples = {name: np.array([v for r in ok for v in m.values(r)], dtype=float) for name, m in METRICS.items()
+               if name in wanted}
     # Schedule lag is a property of sending, so it counts for failed requests too.
-    samples["schedule_lag_ms"] = np.array([v for r in measured for v in METRICS["schedule_lag_ms"].values(r)])
+    if "schedule_lag_ms" in wanted:
+        samples["schedule_lag_ms"] = np.array([v for r in measured for v in METRICS["schedule_lag_ms"].values(r)])
 
     latency = {}
     for name, values in samples.items():
@@ -102,7 +109,8 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
         ordered = sorted(names, key=stat_order)
         latency[name] = Distribution(unit=METRICS[name].unit, count=int(values.size),
                                      stats={s: stat(values, s) for s in ordered},
-                                     intervals={s: stat_interval(values, s) for s in ordered})
+                                     intervals={s: stat_interval(values, s) for s in ordered} if with_intervals
+                                     else {})
 
     starts = [r.sent_s for r in measured if r.sent_s is not None]
     ends = [r.end_s for r in measured if r.end_s is not None]
@@ -131,7 +139,7 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> RunSu
             good_flags.append(r.ok and not ("ttft_ms" in values and not values["ttft_ms"])
                               and all(v <= per_request[m] for m, vals in values.items() for v in vals))
         goodput = per_s(sum(good_flags))
-    intervals = {
+    intervals = {} if not with_intervals else {
         "request_throughput_rps": rate_interval(np.array([r.ok for r in measured]), duration),
         "output_token_throughput_tps": rate_interval(
             np.array([(r.output_tokens or 0) if r.ok else 0 for r in measured]), duration),

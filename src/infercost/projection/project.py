@@ -20,10 +20,25 @@ from infercost.projection.memory import MemoryPlan, memory_plan
 from infercost.projection.shape import ModelShape
 from infercost.projection.simulate import SchedulerConfig, SimRequest, simulate
 from infercost.projection.steptime import Efficiency, StepModel
+from infercost.spec.vocabulary import percentile
 from infercost.spec.workload import SyntheticPrompts, TracePrompts, Workload
 from infercost.workload.requests import build_requests, draw_lengths, load_trace
 
 MIN_PROJECTED_REQUESTS = 200  # simulated probes are cheap: enough requests for stable percentiles
+
+
+def ttft_guard(slo, planned: int) -> tuple[float, int] | None:
+    """The strictest TTFT percentile bound as (seconds, requests allowed over it among `planned`), as the measured
+    probes' SloAlreadyLost counts them; None without a TTFT percentile bound."""
+    best = None
+    for stat, bound in slo.targets().get("ttft_ms", {}).items():
+        q = 100.0 if stat == "max" else percentile(stat)
+        if q is None:
+            continue
+        allowed = math.floor((1 - q / 100) * planned + 1e-9)
+        if best is None or allowed < best[1] or (allowed == best[1] and bound / 1e3 < best[0]):
+            best = (bound / 1e3, allowed)
+    return best
 
 
 class Lengths(BaseModel):
@@ -129,7 +144,9 @@ class Projector:
                 for i, a in enumerate(arrivals)]
 
     def run(self, workload: Workload, lengths: Lengths, rate: float | None = None, requests: int | None = None,
-            arrivals: np.ndarray | None = None) -> RunSummary:
+            arrivals: np.ndarray | None = None, probe: bool = False) -> RunSummary | tuple[RunSummary, str | None]:
+        """`probe=True`: a capacity probe, judged on its SLO checks only: no intervals, per-token times only when an
+        ITL bound needs them, and an early end once a TTFT bound is lost; returns (summary, why it stopped early)."""
         if not self.memory.fits:
             raise InputError(f"does not fit: {self.memory.reason}", field="hardware")
         t = workload.traffic
@@ -146,7 +163,13 @@ class Projector:
             arrival = t.arrival if t.arrival != "concurrency" else "poisson"
             n = requests or t.num_requests or MIN_PROJECTED_REQUESTS
             arrivals = arrival_offsets(arrival, rate or t.rate, n, burstiness=t.burstiness, seed=t.seed)
-        return summarize(simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler), workload.slo)
+        if not probe:
+            return summarize(simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler),
+                             workload.slo)
+        targets = workload.slo.targets()
+        records = simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler,
+                           token_times="itl_ms" in targets, ttft_lost=ttft_guard(workload.slo, len(arrivals)))
+        return summarize(records, workload.slo, lean=True), records.stopped
 
     async def capacity(self, workload: Workload, lengths: Lengths, options: CapacityOptions | None = None,
                        ) -> CapacityResult:
@@ -159,9 +182,9 @@ class Projector:
 
         async def probe(load: float, phase: str, index: int) -> Probe:
             count = max(n, math.ceil(load * options.min_duration_s))
-            summary = self.run(workload, lengths, rate=load, requests=count)
+            summary, stopped = self.run(workload, lengths, rate=load, requests=count, probe=True)
             # a simulated probe costs milliseconds: the search may go on shrinking where a measured one would stop
-            return probe_from_summary(index, phase, load, summary, mark_unloaded=False)
+            return probe_from_summary(index, phase, load, summary, stopped=stopped, mark_unloaded=False)
 
         base = dict(kind="projected", workload=workload.name, deployment=f"{self.shape.name} on "
                     f"{self.config['devices']}x {self.hardware.name}", mode="rate", precision_asked=options.precision,

@@ -88,9 +88,14 @@ def confidence_of(projector: Projector) -> Confidence:
 
 
 async def capacity_band(projector: Projector, workload: Workload, lengths: Lengths,
-                        options: CapacityOptions) -> tuple[float | None, float | None]:
-    """Projected capacity at the error band's slow and fast ends, each searched like the central figure."""
+                        options: CapacityOptions, central_rps: float | None = None) -> tuple[float | None, float | None]:
+    """Projected capacity at the error band's slow and fast ends, each searched like the central figure. Given the
+    central capacity, each end's search starts near where it must lie (a slower step cannot serve more), so its
+    bracket takes a few probes."""
     slow, fast = projector.band_ends()
-    low = await slow.capacity(workload, lengths, options)
-    high = await fast.capacity(workload, lengths, options)
+    start = options.start is None and central_rps
+    low = await slow.capacity(workload, lengths, options.model_copy(update={"start": central_rps / 2}) if start
+                              else options)
+    high = await fast.capacity(workload, lengths, options.model_copy(update={"start": central_rps}) if start
+                               else options)
     return low.capacity_rps, high.capacity_rps

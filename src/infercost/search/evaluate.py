@@ -111,6 +111,8 @@ class Evaluator:
         self._lengths: dict[str, Lengths] = {}
         self._capacities: dict[str, CapacityResult] = {}
         self._bands: dict[str, tuple[float | None, float | None]] = {}
+        self._bounds: dict[str, float] = {}  # the analytic throughput bound of each screened configuration
+        self._offered: dict[tuple[str, int, str], bool] = {}
         self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
         self._unreachable: dict[str, str | None] = {}
 
@@ -139,11 +141,49 @@ class Evaluator:
         return projector_for(deployment, cfg.hardware, calibration=self.calibration, devices=cfg.devices,
                              memory_share_applies=cfg.hardware == "here")
 
-    def projected_options(self) -> CapacityOptions:
+    def projected_options(self, bound_rps: float | None = None) -> CapacityOptions:
         """A simulated probe costs milliseconds: a probe budget sized for measuring here would end a GPU's doubling
-        phase early and report a floor as its capacity."""
-        return self.spec.capacity.model_copy(
-            update={"max_probes": max(self.spec.capacity.max_probes, PROJECTED_MIN_PROBES)})
+        phase early and report a floor as its capacity. `bound_rps`, the analytic throughput bound, starts the search
+        at half of it (unless the study sets a start): the bracket is then found in a few probes instead of doubling
+        from 1 req/s."""
+        update: dict[str, Any] = {"max_probes": max(self.spec.capacity.max_probes, PROJECTED_MIN_PROBES)}
+        if bound_rps and self.spec.capacity.start is None:
+            update["start"] = max(self.spec.capacity.min_load, bound_rps / 2)
+        return self.spec.capacity.model_copy(update=update)
+
+    def estimated_objective(self, cfg: TrialConfig) -> float | None:
+        """The objective at the analytic throughput bound (no queueing): optimistic, computed in microseconds, and
+        ranked the same way as the simulated figure, so the search can start where it is likely lowest. None for a
+        configuration the screen rejects or the catalog does not price."""
+        if cfg.is_api or (cfg.hardware != "here" and not self.offered(cfg)):
+            return None
+        screened = self.screened(cfg)
+        if isinstance(screened, TrialOutcome):
+            return None
+        bound = self._bounds.get(self.capacity_key(cfg))
+        if not bound:
+            return None
+        lengths = self.lengths(cfg.model)
+        tp = projected_throughput(bound, sum(lengths.prompt) / len(lengths.prompt),
+                                  sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
+                                  "analytic bound", 0.0)
+        p = self.spec.space.placements
+        offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
+        rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
+        if not rows:
+            return None
+        by_cost = self.spec.objective == "cost_per_1k_requests"
+        return min(r.cost_per_1k_requests if by_cost else (r.monthly_cost or math.inf) for r in rows)
+
+    def offered(self, cfg: TrialConfig) -> bool:
+        """Whether the catalog prices this placement under its pricing model (within the study's providers and
+        regions)."""
+        key = (cfg.hardware, cfg.devices, cfg.pricing)
+        if key not in self._offered:
+            p = self.spec.space.placements
+            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
+            self._offered[key] = any(o.hourly(cfg.pricing) is not None for o in offers)
+        return self._offered[key]
 
     def lengths(self, model: str) -> Lengths:
         if model not in self._lengths:
@@ -176,6 +216,7 @@ class Evaluator:
         ttft_bound = min(targets.get("ttft_ms", {}).values(), default=math.inf) / 1e3
         est = estimate(projector.step, projector.memory, mean_in, mean_out, cfg.max_num_seqs,
                        tpot_bound if math.isfinite(tpot_bound) else None)
+        self._bounds[self.capacity_key(cfg)] = est.throughput_rps
         margin = 1 + projector.efficiency.expected_error  # reject only when the floor is over even at the error
         if est.tpot_floor_s > tpot_bound * margin:
             return f"TPOT floor {est.tpot_floor_s * 1e3:.0f} ms at batch 1 exceeds the SLO {tpot_bound * 1e3:g} ms"
@@ -244,6 +285,9 @@ class Evaluator:
         deployment, projector = screened
         measure = self.measures(cfg)
         capacity_key = self.capacity_key(cfg)
+        if cfg.hardware != "here" and not self.offered(cfg):  # priced before anything is projected or measured
+            return TrialOutcome(config=cfg, status="infeasible", kind="measured" if measure else "projected",
+                                reason=f"no catalog offer with a {cfg.pricing} price for {cfg.hardware}")
         try:
             if capacity_key in self._capacities:
                 result = self._capacities[capacity_key]
@@ -253,10 +297,11 @@ class Evaluator:
                 result = await measure_capacity(self.workload, self.measured_deployment(cfg, deployment),
                                                 self.store, self.spec.capacity, self.progress)
             else:
-                result = await projector.capacity(self.workload, self.lengths(cfg.model), self.projected_options())
+                result = await projector.capacity(self.workload, self.lengths(cfg.model),
+                                                  self.projected_options(self._bounds.get(capacity_key)))
                 if result.capacity_rps:
-                    self._bands[capacity_key] = await capacity_band(projector, self.workload,
-                                                                    self.lengths(cfg.model), self.projected_options())
+                    self._bands[capacity_key] = await capacity_band(projector, self.workload, self.lengths(cfg.model),
+                                                                    self.projected_options(), result.capacity_rps)
         except InputError as exc:
             return TrialOutcome(config=cfg, status="infeasible", reason=str(exc))
         except Exception as exc:  # an engine crash mid-search is this configuration's result, not the study's

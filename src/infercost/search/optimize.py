@@ -19,7 +19,8 @@ from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.hosted import check_apis
 from infercost.search.results import StudyResult, baseline_config
 from infercost.search.spec import StudySpec
-from infercost.search.study import default_storage, finished_trials, open_study, run_study, storage_for
+from infercost.search.study import (TrialSteps, default_storage, finished_trials, open_study, run_trials,
+                                    setup_study, storage_for)
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
 from infercost.workload import build_requests
@@ -42,12 +43,14 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
              results_dir: str | Path = "results", catalog: Catalog | None = None,
              on_start: Callable[[int, int, str], None] | None = None, on_trial: OnTrial | None = None,
              sources: tuple[str, str] | None = None, executor: str | None = None,
-             address: str | None = None) -> StudyResult:
+             address: str | None = None, jobs: int = 1) -> StudyResult:
     """Runs until the study holds `spec.n_trials` finished trials (those stored count: a rerun resumes).
     `on_start(done, wanted, storage)` is called once before the first trial; `on_trial(trial, outcome, reused)` after each.
     `sources` names the study and workload files in error messages. `executor="ray"` measures each placement on a
-    node of the Ray cluster at `address` that has its accelerator (see `dispatch`)."""
+    node of the Ray cluster at `address` that has its accelerator (see `dispatch`). `jobs` > 1 runs a projected
+    study in that many processes sharing its storage (one per core)."""
     study_source, workload_source = sources or (spec.name, workload.name)
+    check_jobs(jobs, spec, executor)
     build_requests(workload)  # a bad prompt file fails here with its one-line error, before any trial
     check_study(spec, workload, study_source, workload_source)  # what `run` checks, before any trial
     storage = storage or default_storage(results_dir, spec)
@@ -65,12 +68,58 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
             outcome = dispatcher.evaluate(cfg) if dispatcher else asyncio.run(evaluator.evaluate(cfg))
             study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
         started = time.perf_counter()
-        study = run_study(spec, evaluator, storage, study_name, on_trial, executor=dispatcher)
+        steps, wanted = setup_study(spec, evaluator, storage, study_name, on_trial)
+        helpers = start_helpers(jobs - 1, spec, workload, storage, study_name, results_dir, evaluator.catalog,
+                                steps.requeued, wanted)
+        try:
+            run_trials(steps, wanted, dispatcher)
+        finally:
+            for h in helpers:
+                h.join()
+        study = steps.study
+        failed = [h.exitcode for h in helpers if h.exitcode]
+        if failed:
+            raise RuntimeError(f"{len(failed)} helper process(es) of the study failed (exit {failed[0]})")
     finally:
         if dispatcher is not None:
             dispatcher.close()
     return StudyResult.of(study, storage, time.perf_counter() - started, spec=spec, workload=workload,
                           results_dir=str(results_dir))
+
+
+def check_jobs(jobs: int, spec: StudySpec, executor: str | None) -> None:
+    if jobs < 1:
+        raise InputError(f"expected a whole number of at least 1 (got {jobs})", field="--jobs")
+    if jobs > 1 and spec.mode != "project":
+        raise InputError(f"above 1 runs projected studies only (this study's mode is {spec.mode}): measured trials "
+                         "sharing one machine would disturb each other's numbers", field="--jobs")
+    if jobs > 1 and executor not in (None, "local"):
+        raise InputError("is for studies run in this process; with --executor ray the cluster runs trials "
+                         "in parallel", field="--jobs")
+
+
+def start_helpers(count: int, spec: StudySpec, workload: Workload, storage: str, study_name: str | None,
+                  results_dir: str | Path, catalog: Catalog, requeued: set[str], wanted: int) -> list:
+    """Processes that run trials of the same study on its storage, after this one has set it up (so the warm start
+    and requeued trials are queued once). Each has its own evaluator: projection is CPU-bound Python, so processes,
+    not threads, use the cores."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding database connections
+    helpers = [ctx.Process(target=_helper, args=(spec, workload, storage, study_name, str(results_dir), catalog,
+                                                 set(requeued), wanted), daemon=True, name=f"infercost-job-{i + 2}")
+               for i in range(count)]
+    for h in helpers:
+        h.start()
+    return helpers
+
+
+def _helper(spec: StudySpec, workload: Workload, storage: str, study_name: str | None, results_dir: str,
+            catalog: Catalog, requeued: set[str], wanted: int) -> None:
+    evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
+    steps = TrialSteps(open_study(spec, storage, study_name), spec, evaluator)
+    steps.requeued = requeued
+    run_trials(steps, wanted)
 
 
 def stored_study(storage: str | None, study_name: str | None, spec: StudySpec | None = None,

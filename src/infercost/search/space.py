@@ -145,10 +145,10 @@ def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
     return out + [TrialConfig.for_api(a.name) for a in s.apis]
 
 
-def params_for(cfg: TrialConfig, spec: StudySpec) -> dict[str, Any] | None:
+def params_for(cfg: TrialConfig, spec: StudySpec, space_keys: set[str] | None = None) -> dict[str, Any] | None:
     """Optuna parameters that make `suggest` return `cfg` (to enqueue today's plan first), or None if the
-    configuration is outside the space."""
-    if cfg.key() not in {c.key() for c in enumerate_space(spec)}:
+    configuration is outside the space (`space_keys`: the space's configuration keys, when the caller has them)."""
+    if cfg.key() not in (space_keys if space_keys is not None else {c.key() for c in enumerate_space(spec)}):
         return None
     if cfg.is_api:
         return {"model": spec.space.models[0], "engine": API_PREFIX, "api": cfg.model}

@@ -216,6 +216,8 @@ class StudySpec(FileSpec):
     baseline: Baseline | None = None
     capacity: CapacityOptions = Field(default_factory=lambda: CapacityOptions(precision=0.1))
     sampler: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    warm_start: bool = Field(default=True, description="evaluate first the configurations the closed-form estimate "
+                             "ranks cheapest (a share of n_trials), then let the sampler explore")
     n_trials: int = Field(default=20, gt=0)
     seed: int = 0
     calibration: str | None = Field(default=None, description="calibration file for projections of `here`")

@@ -17,13 +17,15 @@ from typing import Any, Callable
 
 import optuna
 import sqlalchemy
-from optuna.samplers import GridSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.samplers import NSGAIISampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
 from infercost.errors import InputError
 from infercost.search.evaluate import Evaluator, TrialOutcome
+from infercost.search.samplers import GRID_PARAM, ExhaustiveSampler
 from infercost.search.space import TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
+from infercost.search.warm_start import warm_start
 
 HEARTBEAT_S = 2
 PENALTY = 1e9  # objective of a configuration with no capacity: worse than any price, still comparable
@@ -88,17 +90,20 @@ def _unopenable(url: str, exc: BaseException) -> InputError:
                       "postgresql+psycopg2://HOST/DB", source=shown)
 
 
+# Optuna 5 reads constraints that each trial sets (TrialSteps.finish); earlier versions ask a constraints_func.
+SET_CONSTRAINT = hasattr(optuna.Trial, "set_constraint")
+
+
 def _sampler(spec: StudySpec, space: list[TrialConfig]):
+    constraints = {} if SET_CONSTRAINT else {"constraints_func": constraints_of}
     if spec.sampler == "random":
         return RandomSampler(seed=spec.seed)
     if spec.sampler == "grid":
-        return GridSampler({"config_index": list(range(len(space)))}, seed=spec.seed)
+        return ExhaustiveSampler(len(space), seed=spec.seed)
     if spec.sampler == "nsga2":
-        if hasattr(optuna.Trial, "set_constraint"):  # Optuna 5: constraints are set on the trial (see objective)
-            return NSGAIISampler(seed=spec.seed)
-        return NSGAIISampler(seed=spec.seed, constraints_func=constraints_of)
-    return TPESampler(seed=spec.seed, constraints_func=constraints_of, multivariate=True, group=True,
-                      n_startup_trials=min(10, max(3, spec.n_trials // 5)))
+        return NSGAIISampler(seed=spec.seed, **constraints)
+    return TPESampler(seed=spec.seed, multivariate=True, group=True,
+                      n_startup_trials=min(10, max(3, spec.n_trials // 5)), **constraints)
 
 
 def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -169,8 +174,7 @@ class TrialSteps:
         """The trial's configuration, the outcome to reuse (None: evaluate it), and whether that outcome is to be
         judged again on quality."""
         grid = self.grid
-        cfg = grid[trial.suggest_categorical("config_index", list(range(len(grid))))] if grid else suggest(trial,
-                                                                                                             self.spec)
+        cfg = grid[trial.suggest_int(GRID_PARAM, 0, len(grid) - 1)] if grid else suggest(trial, self.spec)
         key = cfg.key()
         trial.set_user_attr("config_key", key)
         # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before)
@@ -192,7 +196,7 @@ class TrialSteps:
     def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> Any:
         """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one."""
         _store(trial, outcome)
-        if self.spec.sampler == "nsga2" and hasattr(trial, "set_constraint"):
+        if SET_CONSTRAINT:
             for i, value in enumerate(constraints_of(trial)):
                 trial.set_constraint(f"c{i}", value)
         if self.on_trial:
@@ -216,6 +220,15 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
               executor: Any = None) -> optuna.Study:
     """Runs the study to `spec.n_trials` finished trials. `executor`: None evaluates every trial in this process;
     an executor (see `dispatch`) runs them where their hardware is, through `executor.run(steps, remaining, wanted)`."""
+    steps, wanted = setup_study(spec, evaluator, storage, study_name, on_trial)
+    run_trials(steps, wanted, executor)
+    return steps.study
+
+
+def setup_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
+                on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None,
+                ) -> tuple[TrialSteps, int]:
+    """Opens (or resumes) the study and queues what comes first; returns its steps and the finished trials wanted."""
     study = open_study(spec, storage, study_name)
     _recover_stale(study)
     steps = TrialSteps(study, spec, evaluator, on_trial)
@@ -228,19 +241,27 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
             study.enqueue_trial(t.params, skip_if_exists=False)
             steps.requeued.add(key)
     baseline = study.user_attrs.get("baseline")
-    if baseline is not None and steps.grid is None and not study.get_trials(deepcopy=False):
+    fresh = not study.get_trials(deepcopy=False)
+    if baseline is not None and steps.grid is None and fresh:
         params = params_for(TrialOutcome.model_validate(baseline).config, spec)
         if params is not None:  # start from today's plan: a known point, reused rather than measured again
             study.enqueue_trial(params, skip_if_exists=True)
-    wanted = max(spec.n_trials, len(finished_trials(study))) + len(steps.requeued)
+    if fresh and steps.grid is None and spec.warm_start:
+        warm_start(study, spec, evaluator)  # then the configurations the closed-form estimate ranks cheapest
+    return steps, max(spec.n_trials, len(finished_trials(study))) + len(steps.requeued)
+
+
+def run_trials(steps: TrialSteps, wanted: int, executor: Any = None) -> None:
+    """Runs trials until the study holds `wanted` finished ones (counting those of other workers)."""
+    study = steps.study
     remaining = wanted - len(finished_trials(study))
-    if remaining and executor is not None:
+    if remaining <= 0:
+        return
+    if executor is not None:
         executor.run(steps, remaining, wanted)
-    elif remaining:
-        study.optimize(steps.evaluate_here, callbacks=[optuna.study.MaxTrialsCallback(
-            wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining,
-            gc_after_trial=False)
-    return study
+        return
+    study.optimize(steps.evaluate_here, callbacks=[optuna.study.MaxTrialsCallback(
+        wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining, gc_after_trial=False)
 
 
 def _store(trial: optuna.Trial, outcome: TrialOutcome) -> None:
