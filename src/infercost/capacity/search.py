@@ -31,7 +31,10 @@ class SearchOutcome:
         return (self.failed - self.best) / self.best
 
 
-async def search_capacity(probe: ProbeFn, options: CapacityOptions) -> SearchOutcome:
+async def search_capacity(probe: ProbeFn, options: CapacityOptions, growth: float = 2.0) -> SearchOutcome:
+    """`growth`: the factor between loads while no bracket is found (2: doubling). A caller that knows roughly where
+    the capacity lies (a projection's band end, near the central figure) starts there with a smaller factor, and
+    brackets it in a few probes."""
     integer = options.mode == "concurrency"
     out = SearchOutcome("found", None, None)
 
@@ -62,11 +65,11 @@ async def search_capacity(probe: ProbeFn, options: CapacityOptions) -> SearchOut
             if len(out.probes) >= options.max_probes:
                 out.status = "probe_limit"
                 return out
-            load = min(load * 2, options.max_load)
+            load = min(load * growth, options.max_load)
             await run(load, "grow")
     else:
         while out.best is None:
-            smaller = math.floor(load / 2) if integer else load / 2
+            smaller = math.floor(load / growth) if integer else load / growth
             if out.probes[-1].unloaded:  # failing with no queue: less load cannot help
                 out.status = "below_min"
                 return out

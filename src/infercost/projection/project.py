@@ -172,7 +172,7 @@ class Projector:
         return summarize(records, workload.slo, lean=True), records.stopped
 
     async def capacity(self, workload: Workload, lengths: Lengths, options: CapacityOptions | None = None,
-                       ) -> CapacityResult:
+                       growth: float = 2.0) -> CapacityResult:
         options = options or CapacityOptions()
         if options.mode != "rate":
             raise InputError("projected capacity is searched over rates (open loop)", field="mode")
@@ -192,4 +192,4 @@ class Projector:
                     f"{MIN_PROJECTED_REQUESTS}", tags=workload.tags.as_dict(), provenance=self.provenance(lengths))
         if not plan.fits:
             return no_capacity("infeasible", plan.reason, **base)
-        return capacity_found(await search_capacity(probe, options), **base)
+        return capacity_found(await search_capacity(probe, options, growth), **base)

@@ -87,15 +87,24 @@ def confidence_of(projector: Projector) -> Confidence:
     return Confidence.projected(eff.expected_error, is_calibrated(eff), eff.source)
 
 
+BAND_GROWTH = 1.25
+
+
 async def capacity_band(projector: Projector, workload: Workload, lengths: Lengths,
                         options: CapacityOptions, central_rps: float | None = None) -> tuple[float | None, float | None]:
     """Projected capacity at the error band's slow and fast ends, each searched like the central figure. Given the
     central capacity, each end's search starts near where it must lie (a slower step cannot serve more), so its
     bracket takes a few probes."""
     slow, fast = projector.band_ends()
-    start = options.start is None and central_rps
-    low = await slow.capacity(workload, lengths, options.model_copy(update={"start": central_rps / 2}) if start
-                              else options)
-    high = await fast.capacity(workload, lengths, options.model_copy(update={"start": central_rps}) if start
-                               else options)
+    if options.start is not None or not central_rps:
+        low = await slow.capacity(workload, lengths, options)
+        high = await fast.capacity(workload, lengths, options)
+        return low.capacity_rps, high.capacity_rps
+    # every step time longer (shorter) by the error share: about that share less (more) capacity; searched from
+    # there in steps of a quarter, so the bracket is found in two or three probes
+    e = projector.efficiency.expected_error
+    low = await slow.capacity(workload, lengths, options.model_copy(update={"start": central_rps / (1 + e)}),
+                              growth=BAND_GROWTH)
+    high = await fast.capacity(workload, lengths, options.model_copy(update={"start": central_rps * (1 + e)}),
+                               growth=BAND_GROWTH)
     return low.capacity_rps, high.capacity_rps

@@ -177,9 +177,11 @@ class TrialSteps:
         cfg = grid[trial.suggest_int(GRID_PARAM, 0, len(grid) - 1)] if grid else suggest(trial, self.spec)
         key = cfg.key()
         trial.set_user_attr("config_key", key)
-        # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before)
-        earlier = next((t for t in reversed(finished_trials(self.study)) if t.user_attrs.get("config_key") == key
-                        and "outcome" in t.user_attrs), None)
+        # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before); the
+        # exhaustive sampler gives each configuration once, so only a requeued one is looked up there
+        earlier = None if self.grid is not None and key not in self.requeued else next(
+            (t for t in reversed(finished_trials(self.study)) if t.user_attrs.get("config_key") == key
+             and "outcome" in t.user_attrs), None)
         baseline = self.study.user_attrs.get("baseline")
         if earlier is not None:
             trial.set_user_attr("reused_from", earlier.number)
@@ -196,9 +198,10 @@ class TrialSteps:
     def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> Any:
         """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one."""
         _store(trial, outcome)
-        if SET_CONSTRAINT:
-            for i, value in enumerate(constraints_of(trial)):
-                trial.set_constraint(f"c{i}", value)
+        if SET_CONSTRAINT:  # one value, the summed violation: what TPE and NSGA-II read, at one storage write
+            values = constraints_of(trial)
+            positive = [v for v in values if v > 0]
+            trial.set_constraint("violation", sum(positive) if positive else max(values))
         if self.on_trial:
             self.on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
