@@ -32,6 +32,7 @@ TASK_TITLE = "ray::infercost-trial"
 def cluster():
     from ray.cluster_utils import Cluster
 
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     l4 = c.add_node(num_cpus=1, resources={"accelerator_type:L4": 1})
     h100 = c.add_node(num_cpus=1, resources={"accelerator_type:H100": 1})
@@ -40,6 +41,8 @@ def cluster():
         yield {"address": c.address, "L4": l4.node_id, "H100": h100.node_id}
     finally:
         c.shutdown()
+        for sig, handler in handlers.items():  # Ray's head installs its own in this process: later tests get ours
+            signal.signal(sig, handler)
 
 
 def write_study(tmp_path: Path, name: str, hardware: list[str], seqs: list[int], pricing: list[str],

@@ -10,6 +10,14 @@ from infercost.loadgen.stub_server import stub_server
 from infercost.store import load_run
 
 
+def _sigint_as_a_terminal_gives_it() -> None:
+    """The child starts with SIGINT at its default and unblocked, as from a shell, whatever state the test process
+    (after libraries that start their own threads and handlers in it) would pass on: an ignored SIGINT stays ignored
+    across exec, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_interrupted_run_keeps_its_records(tmp_path):
     workload = tmp_path / "w.yaml"
     workload.write_text("name: slow\nprompts: {source: inline, items: [a, b, c]}\n"
@@ -20,13 +28,14 @@ def test_interrupted_run_keeps_its_records(tmp_path):
         deployment.write_text(f"engine: openai\nmodel: stub\nbase_url: {url}\n")
         proc = subprocess.Popen([sys.executable, "-m", "infercost", "run", str(workload), "-d", str(deployment),
                                  "--results-dir", str(results), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=_sigint_as_a_terminal_gives_it)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until some requests are on disk
             files = list(results.glob("*/requests.jsonl"))
             if files and len(files[0].read_text().splitlines()) >= 3:
                 break
             time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
