@@ -112,7 +112,7 @@ class Evaluator:
         self._capacities: dict[str, CapacityResult] = {}
         self._bands: dict[str, tuple[float | None, float | None]] = {}
         self._bounds: dict[str, float] = {}  # the analytic throughput bound of each screened configuration
-        self._offered: dict[tuple[str, int, str], bool] = {}
+        self._offered: dict[tuple[str, int], list] = {}
         self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
         self._unreachable: dict[str, str | None] = {}
 
@@ -167,23 +167,25 @@ class Evaluator:
         tp = projected_throughput(bound, sum(lengths.prompt) / len(lengths.prompt),
                                   sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
                                   "analytic bound", 0.0)
-        p = self.spec.space.placements
-        offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
-        rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
+        rows = cost_rows(tp, self.offers(cfg), self.workload.demand, FleetPolicy(), (cfg.pricing,))
         if not rows:
             return None
         by_cost = self.spec.objective == "cost_per_1k_requests"
         return min(r.cost_per_1k_requests if by_cost else (r.monthly_cost or math.inf) for r in rows)
 
-    def offered(self, cfg: TrialConfig) -> bool:
-        """Whether the catalog prices this placement under its pricing model (within the study's providers and
-        regions)."""
-        key = (cfg.hardware, cfg.devices, cfg.pricing)
+    def offers(self, cfg: TrialConfig) -> list:
+        """The catalog offers hosting this placement (an accelerator's; within the study's providers and regions),
+        looked up once per accelerator and count."""
+        key = (cfg.hardware, cfg.devices)
         if key not in self._offered:
             p = self.spec.space.placements
-            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
-            self._offered[key] = any(o.hourly(cfg.pricing) is not None for o in offers)
+            self._offered[key] = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers,
+                                            regions=p.regions)
         return self._offered[key]
+
+    def offered(self, cfg: TrialConfig) -> bool:
+        """Whether the catalog prices this placement under its pricing model."""
+        return any(o.hourly(cfg.pricing) is not None for o in self.offers(cfg))
 
     def lengths(self, model: str) -> Lengths:
         if model not in self._lengths:
@@ -326,14 +328,14 @@ class Evaluator:
                                 providers=p.providers, regions=p.regions)
         elif measured:  # measured on a cluster node with the accelerator: priced on that accelerator's offers
             tp = throughput_from_capacity(result)
-            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
+            offers = self.offers(cfg)
         else:
             lengths = self.lengths(cfg.model)
             eff = projector.efficiency
             tp = projected_throughput(result.capacity_rps, sum(lengths.prompt) / len(lengths.prompt),
                                       sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
                                       eff.source, eff.expected_error, band or (None, None), confidence_of(projector))
-            offers = offers_for(self.catalog, cfg.hardware, cfg.devices, providers=p.providers, regions=p.regions)
+            offers = self.offers(cfg)
         rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
         if not rows:
             return TrialOutcome(**base, status="infeasible", capacity_rps=result.capacity_rps,

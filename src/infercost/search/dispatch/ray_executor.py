@@ -132,10 +132,6 @@ class RayExecutor:
         evaluator.measured_elsewhere = True
         self.evaluator = evaluator
 
-    def describe(self) -> str:
-        return f"Ray cluster, {self.inventory.describe()}" + (
-            f"; GPU placements measured by the stand-in deployment in {STANDIN_ENV}" if self.standin else "")
-
     # ------------------------------------------------------------------ one trial
 
     def evaluate(self, cfg: TrialConfig, tag: str = "baseline") -> TrialOutcome:
@@ -265,8 +261,7 @@ class RayExecutor:
         study, trial = steps.study, flight.trial
         self.drain()
         why = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        key = trial.user_attrs.get("config_key") if hasattr(trial, "user_attrs") else None
-        key = key or flight.cfg.key()
+        key = flight.cfg.key()
         losses = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                      if t.user_attrs.get("config_key") == key and "lost" in t.user_attrs)
         trial.set_user_attr("lost", why)
