@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from infercost.loadgen.records import RequestRecord
+from infercost.metrics.columns import Columns
 from infercost.metrics.intervals import LEVEL, rate_interval, stat_interval
 from infercost.metrics.units import METRICS
 from infercost.spec.vocabulary import PER_REQUEST_SLO_METRICS, STANDARD_STATS, percentile, stat_order
@@ -87,10 +88,12 @@ def _strictest(bounds: dict[str, float]) -> float:
 
 def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, intervals: bool = True,
               lean: bool = False) -> RunSummary:
-    """`intervals=False` leaves out the 95% intervals (resampled, most of the cost); `lean=True` also computes only
-    the latency metrics the SLO bounds: for a simulated capacity probe, which is judged on its SLO checks alone."""
-    with_intervals = intervals and not lean
+    """`intervals=False` leaves out the 95% intervals (resampled, most of the cost); `lean=True` is
+    `summarize_columns`: only the latency metrics the SLO bounds, for a probe judged on its SLO checks alone."""
     records = list(records)
+    if lean:
+        return summarize_columns(Columns.of(records), slo)
+    with_intervals = intervals
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     slo = slo or SLO()
@@ -179,6 +182,57 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, interval
         **_multi_turn(measured),
         by_phase=_phases(list(records)),
     )
+
+
+def summarize_columns(c: Columns, slo: SLO | None = None) -> RunSummary:
+    """The lean summary, from columns: counts, rates, the SLO-bound latency metrics (no intervals) and the SLO
+    checks, with the same definitions as `summarize` (the tests hold them equal). No multi-turn or phase figures."""
+    slo = slo or SLO()
+    targets = slo.targets()
+    ok = c.ok
+    n, completed = len(c.sent), int(ok.sum())
+    columns = {name: METRICS[name].column(c) for name in METRICS if name in targets}
+    latency = {}
+    for name, values in columns.items():
+        samples = values[~np.isnan(values)] if METRICS[name].per_request else values
+        ordered = sorted(set(STANDARD_STATS) | set(targets[name]), key=stat_order)
+        latency[name] = Distribution(unit=METRICS[name].unit, count=int(samples.size),
+                                     stats={s: stat(samples, s) for s in ordered})
+    starts, ends = c.sent[~np.isnan(c.sent)], c.end[~np.isnan(c.end)]
+    duration = float(ends.max() - starts.min()) if starts.size and ends.size else 0.0
+    out_tokens = int(np.nansum(np.where(ok, c.output_tokens, 0)))
+    in_tokens = int(np.nansum(np.where(ok, c.input_tokens, 0)))
+    per_s = (lambda x: x / duration) if duration > 0 else (lambda x: 0.0)
+    error_rate = (n - completed) / n if n else 0.0
+    checks = [SloCheck(metric=metric, stat=s, bound=bound, observed=latency[metric].stats.get(s),
+                       passed=latency[metric].stats.get(s) is not None and latency[metric].stats[s] <= bound)
+              for metric, bounds in targets.items() for s, bound in bounds.items()]
+    checks.append(SloCheck(metric="error_rate", stat="share", bound=slo.max_error_rate, observed=error_rate,
+                           passed=error_rate <= slo.max_error_rate))
+    goodput = None
+    per_request = {m: _strictest(targets[m]) for m in PER_REQUEST_SLO_METRICS if m in targets}
+    if per_request:
+        good = ok.copy()
+        for m, bound in per_request.items():
+            v = columns[m]
+            with np.errstate(invalid="ignore"):
+                # no first token is never good; no TPOT (a one-token answer) is judged on the other bounds
+                good &= (v <= bound) if m != "tpot_ms" else (np.isnan(v) | (v <= bound))
+        goodput = per_s(int(good.sum()))
+    errors: dict[str, int] = {}
+    if completed < n:
+        reasons = c.error if c.error is not None else np.full(n, None, dtype=object)
+        for e in reasons[~ok]:
+            key = (e or "unknown")[:120]
+            errors[key] = errors.get(key, 0) + 1
+    return RunSummary(
+        requests=n, completed=completed, failed=n - completed, error_rate=error_rate, duration_s=duration,
+        request_throughput_rps=per_s(completed), output_token_throughput_tps=per_s(out_tokens),
+        total_token_throughput_tps=per_s(out_tokens + in_tokens), goodput_rps=goodput,
+        mean_input_tokens=in_tokens / completed if completed else None,
+        mean_output_tokens=out_tokens / completed if completed else None, total_output_tokens=out_tokens,
+        token_count_sources=dict(c.sources), latency=latency, slo_checks=checks,
+        slo_met=all(x.passed for x in checks) if n else None, errors=errors)
 
 
 def _phases(records: list[RequestRecord]) -> dict[str, dict[str, Any]] | None:

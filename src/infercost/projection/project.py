@@ -15,10 +15,11 @@ from infercost.capacity.search import search_capacity
 from infercost.errors import InputError
 from infercost.loadgen.schedule import arrival_offsets, phased_offsets
 from infercost.metrics import RunSummary, summarize
+from infercost.metrics.summary import summarize_columns
 from infercost.projection.hardware import Hardware
 from infercost.projection.memory import MemoryPlan, memory_plan
 from infercost.projection.shape import ModelShape
-from infercost.projection.simulate import SchedulerConfig, SimRequest, simulate
+from infercost.projection.simulate import SchedulerConfig, SimBatch, run_batch
 from infercost.projection.steptime import Efficiency, StepModel
 from infercost.spec.vocabulary import percentile
 from infercost.spec.workload import SyntheticPrompts, TracePrompts, Workload
@@ -135,13 +136,15 @@ class Projector:
                 "expected_error": self.efficiency.expected_error, "memory": self.memory.model_dump(),
                 "lengths": lengths.source}
 
-    def requests(self, lengths: Lengths, arrivals: np.ndarray, seed: int = 0) -> list[SimRequest]:
+    def requests(self, lengths: Lengths, arrivals: np.ndarray, seed: int = 0) -> SimBatch:
+        """One request per arrival, its token lengths cycled from `lengths`, its prefix group drawn."""
         rng = np.random.default_rng(seed)
-        groups = rng.integers(0, lengths.prefix_groups, size=len(arrivals)) if lengths.prefix_tokens else None
-        n = len(lengths.prompt)
-        return [SimRequest(float(a), lengths.prompt[i % n], lengths.output[i % n],
-                           int(groups[i]) if groups is not None else None, lengths.prefix_tokens)
-                for i, a in enumerate(arrivals)]
+        m = len(arrivals)
+        groups = (rng.integers(0, lengths.prefix_groups, size=m).astype(np.int64) if lengths.prefix_tokens
+                  else np.full(m, -1, np.int64))
+        cycle = np.arange(m) % len(lengths.prompt)
+        return SimBatch(np.asarray(arrivals, dtype=float), np.asarray(lengths.prompt, dtype=np.int64)[cycle],
+                        np.asarray(lengths.output, dtype=np.int64)[cycle], groups, lengths.prefix_tokens)
 
     def run(self, workload: Workload, lengths: Lengths, rate: float | None = None, requests: int | None = None,
             arrivals: np.ndarray | None = None, probe: bool = False) -> RunSummary | tuple[RunSummary, str | None]:
@@ -163,13 +166,13 @@ class Projector:
             arrival = t.arrival if t.arrival != "concurrency" else "poisson"
             n = requests or t.num_requests or MIN_PROJECTED_REQUESTS
             arrivals = arrival_offsets(arrival, rate or t.rate, n, burstiness=t.burstiness, seed=t.seed)
+        batch = self.requests(lengths, arrivals, t.seed)
         if not probe:
-            return summarize(simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler),
-                             workload.slo)
+            return summarize(run_batch(batch, self.step, self.scheduler).records(), workload.slo)
         targets = workload.slo.targets()
-        records = simulate(self.requests(lengths, arrivals, t.seed), self.step, self.scheduler,
-                           token_times="itl_ms" in targets, ttft_lost=ttft_guard(workload.slo, len(arrivals)))
-        return summarize(records, workload.slo, lean=True), records.stopped
+        result = run_batch(batch, self.step, self.scheduler, token_times="itl_ms" in targets,
+                           ttft_lost=ttft_guard(workload.slo, len(arrivals)))
+        return summarize_columns(result.columns(), workload.slo), result.stopped
 
     async def capacity(self, workload: Workload, lengths: Lengths, options: CapacityOptions | None = None,
                        growth: float = 2.0) -> CapacityResult:

@@ -10,10 +10,14 @@ it goes and preempts when it runs out), so under KV pressure this is slightly co
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
+
+import numpy as np
 
 from infercost.loadgen.records import RequestRecord
+from infercost.metrics.columns import Columns
+from infercost.projection.kernel import run_schedule
 from infercost.projection.steptime import StepModel
 
 @dataclass(slots=True)
@@ -34,163 +38,129 @@ class SchedulerConfig:
     block_size: int = 16  # prefix-cache granularity (vLLM: 16 on GPUs, 128 on the CPU backend)
 
 
-@dataclass(slots=True)
-class _Seq:
-    index: int
-    req: SimRequest
-    computed: int = 0  # prompt tokens whose KV exists
-    generated: int = 0
-    record: RequestRecord = field(default=None)
-
-
 class SimRecords(list):
     """The records of a simulation; `stopped` says why it ended early (a TTFT bound already lost), else None."""
 
     stopped: str | None = None
 
 
-def simulate(requests: list[SimRequest], step: StepModel, config: SchedulerConfig, token_times: bool = True,
-             ttft_lost: tuple[float, int] | None = None) -> SimRecords:
+@dataclass
+class SimBatch:
+    """The requests of a simulation as arrays, in any order (a probe of 20,000 requests needs no object per
+    request). `group` is -1 for a request without a shared prefix."""
+
+    arrival: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
+    group: np.ndarray
+    prefix_tokens: int = 0
+
+    @classmethod
+    def of(cls, requests: list[SimRequest]) -> "SimBatch":
+        return cls(np.array([r.arrival_s for r in requests], dtype=float),
+                   np.array([r.prompt_tokens for r in requests], dtype=np.int64),
+                   np.array([r.output_tokens for r in requests], dtype=np.int64),
+                   np.array([-1 if r.prefix_group is None else r.prefix_group for r in requests], dtype=np.int64),
+                   max((r.prefix_tokens for r in requests), default=0))
+
+
+@dataclass
+class SimResult:
+    """Per request, in the batch's order: first token and end (NaN: none), tokens generated (-1: unfinished),
+    whether it could never fit the KV cache, and every token's time (`token_times`, at `token_offsets`)."""
+
+    batch: SimBatch
+    first_token: np.ndarray
+    end: np.ndarray
+    generated: np.ndarray
+    no_fit: np.ndarray
+    token_offsets: np.ndarray | None
+    token_times: np.ndarray | None
+    stopped: str | None = None
+
+    def columns(self) -> Columns:
+        done = self.generated >= 0
+        failed = self.no_fit.any()
+        times = counts = None
+        if self.token_times is not None:  # the finished requests' token times (all their slots are filled)
+            slots = np.maximum(self.batch.output, 1)
+            times = self.token_times[np.repeat(done, slots)]
+            counts = np.where(done, self.generated, 0)
+        return Columns(sent=self.batch.arrival, first_token=self.first_token, end=self.end,
+                       output_tokens=np.where(done, self.generated, np.nan),
+                       input_tokens=self.batch.prompt.astype(float),
+                       error=np.where(self.no_fit, NO_FIT, None) if failed else None,
+                       token_times=times, token_counts=counts,
+                       sources={"projected": int((done & ~self.no_fit).sum())} if done.any() else {})
+
+    def records(self) -> SimRecords:
+        b, out = self.batch, SimRecords()
+        for i in range(len(b.arrival)):
+            a = float(b.arrival[i])
+            r = RequestRecord(request_id=f"sim-{i}", index=i, warmup=False, scheduled_s=a, sent_s=a,
+                              input_tokens=int(b.prompt[i]), token_count_source="projected",
+                              prefix_group=None if b.group[i] < 0 else int(b.group[i]))
+            if not math.isnan(self.first_token[i]):
+                r.first_token_s = float(self.first_token[i])
+            if self.no_fit[i]:
+                r.error, r.end_s = NO_FIT, float(self.end[i])
+            elif self.generated[i] >= 0:
+                r.end_s, r.output_tokens, r.finish_reason = float(self.end[i]), int(self.generated[i]), "length"
+            if self.token_times is not None:
+                start = self.token_offsets[i]
+                count = int(self.generated[i]) if self.generated[i] >= 0 else 0
+                r.token_times_s = self.token_times[start:start + count].tolist()
+                r.chunk_tokens = [1] * count
+            out.append(r)
+        out.stopped = self.stopped
+        return out
+
+
+NO_FIT = "projected: request does not fit the KV cache"
+
+
+def coefficients(step: StepModel) -> np.ndarray:
+    """The step model's terms in the order the compiled loop reads them."""
+    return np.array([step.eff.step_overhead_s, step.eff.per_seq_overhead_s, step.weight_bytes, step.kv_per_token,
+                     step._bw, step.flops_per_token, step.attn_unit, step._fl, step._comm_per_token], dtype=float)
+
+
+def run_batch(batch: SimBatch, step: StepModel, config: SchedulerConfig, token_times: bool = True,
+              ttft_lost: tuple[float, int] | None = None) -> SimResult:
     """`token_times=False` records first token, end and count only (TPOT, TTFT and e2e need no more; ITL does).
     `ttft_lost=(bound_s, allowed)` ends the run once more than `allowed` requests have waited longer than `bound_s`
     for their first token (counting those still waiting): the percentile it guards is lost whatever follows, as the
     measured probes' guard decides."""
-    out = SimRecords()
-    order = sorted(range(len(requests)), key=lambda i: requests[i].arrival_s)
-    records = [RequestRecord(request_id=f"sim-{i}", index=i, warmup=False, scheduled_s=requests[i].arrival_s,
-                             sent_s=requests[i].arrival_s, input_tokens=requests[i].prompt_tokens,
-                             token_count_source="projected", prefix_group=requests[i].prefix_group)
-               for i in range(len(requests))]
-    arrivals = deque(order)
-    waiting: deque[_Seq] = deque()
-    running: list[_Seq] = []
-    seen_groups: set[int] = set()
-    kv_used = 0
-    now = 0.0
-    late = 0  # requests whose first token came after the TTFT bound
-    prefilling = 0  # running sequences not yet past their prompt
-    bound, allowed = ttft_lost if ttft_lost is not None else (None, 0)
-    while arrivals or waiting or running:
-        if bound is not None:
-            waiting_late = 0
-            for s in waiting:  # oldest first: stop at the first within the bound
-                if now - s.req.arrival_s <= bound:
-                    break
-                waiting_late += 1
-            if late + waiting_late > allowed:
-                out.extend(records)
-                out.stopped = (f"SLO already lost: {late + waiting_late} requests over the TTFT bound "
-                               f"{bound * 1e3:g} ms (allowed {allowed})")
-                return out
-        while arrivals and requests[arrivals[0]].arrival_s <= now:
-            i = arrivals.popleft()
-            waiting.append(_Seq(i, requests[i], record=records[i]))
-        if not waiting and not running:
-            now = requests[arrivals[0]].arrival_s
-            continue
-        budget = config.max_num_batched_tokens
-        if not token_times and running and not prefilling and _decode_only(running, waiting, budget, kv_used,
-                                                                            config):
-            now = _fast_forward(running, step, now, requests[arrivals[0]].arrival_s if arrivals else None)
-            for s in [s for s in running if s.generated >= s.req.output_tokens]:
-                running.remove(s)
-                kv_used -= s.req.prompt_tokens + s.req.output_tokens
-            continue
-        scheduled: list[tuple[_Seq, int]] = []
-        for s in running:
-            if budget <= 0:
-                break
-            n = 1 if s.computed >= s.req.prompt_tokens else min(s.req.prompt_tokens - s.computed, budget)
-            scheduled.append((s, n))
-            budget -= n
-        while waiting and budget > 0 and len(running) < config.max_num_seqs:
-            s = waiting[0]
-            need = s.req.prompt_tokens + s.req.output_tokens
-            if kv_used + need > config.kv_capacity_tokens:
-                if not running and not scheduled:  # can never fit: fail it rather than wait forever
-                    waiting.popleft()
-                    s.record.error = "projected: request does not fit the KV cache"
-                    s.record.end_s = now
-                    continue
-                break
-            waiting.popleft()
-            if (config.enable_prefix_caching and s.req.prefix_group is not None
-                    and s.req.prefix_group in seen_groups):
-                s.computed = min(s.req.prefix_tokens // config.block_size * config.block_size, s.req.prompt_tokens - 1)
-            if s.req.prefix_group is not None:
-                seen_groups.add(s.req.prefix_group)
-            kv_used += need
-            running.append(s)
-            prefilling += 1
-            n = min(s.req.prompt_tokens - s.computed, budget)
-            scheduled.append((s, n))
-            budget -= n
-        if not scheduled:  # waiting for KV space that only a finishing sequence frees: cannot happen with running
-            now = requests[arrivals[0]].arrival_s if arrivals else now
-            continue
-        tokens = kv_read = pairs = 0
-        for s, n in scheduled:
-            context = s.computed + s.generated
-            tokens += n
-            kv_read += context
-            pairs += n * context + n * (n + 1) / 2
-        now += step.step_time(len(scheduled), tokens, kv_read, pairs)
-        finished = []
-        for s, n in scheduled:
-            if s.computed < s.req.prompt_tokens:
-                s.computed += n
-                if s.computed < s.req.prompt_tokens:
-                    continue  # more prompt chunks to go
-                prefilling -= 1
-            s.generated += 1
-            r = s.record
-            if r.first_token_s is None:
-                r.first_token_s = now
-                if bound is not None and now - s.req.arrival_s > bound:
-                    late += 1
-            if token_times:
-                r.token_times_s.append(now)
-                r.chunk_tokens.append(1)
-            if s.generated >= s.req.output_tokens:
-                r.end_s, r.output_tokens, r.finish_reason = now, s.generated, "length"
-                finished.append(s)
-        for s in finished:
-            running.remove(s)
-            kv_used -= s.req.prompt_tokens + s.req.output_tokens
-    out.extend(records)
-    return out
+    order = np.argsort(batch.arrival, kind="stable")
+    arrival, prompt = batch.arrival[order], batch.prompt[order]
+    output, group = batch.output[order], batch.group[order]
+    n = len(arrival)
+    first, end = np.full(n, np.nan), np.full(n, np.nan)
+    generated, no_fit = np.full(n, -1, np.int64), np.zeros(n, np.bool_)
+    if token_times:  # each request's slots, laid out in the batch's order
+        sizes = np.maximum(batch.output, 1)
+        offsets = np.zeros(n, np.int64)
+        np.cumsum(sizes[:-1], out=offsets[1:])
+        times = np.full(int(sizes.sum()), np.nan)
+        offsets = offsets[order]
+    else:
+        offsets, times = np.zeros(0, np.int64), np.zeros(0)
+    bound, allowed = ttft_lost if ttft_lost is not None else (-1.0, 0)
+    lost = run_schedule(arrival, prompt, output, group, int(batch.prefix_tokens), int(config.max_num_seqs),
+                        int(config.max_num_batched_tokens), int(config.kv_capacity_tokens),
+                        bool(config.enable_prefix_caching), int(config.block_size), coefficients(step),
+                        bool(token_times), float(bound), int(allowed), first, end, generated, no_fit, offsets, times)
+    back = np.empty(n, np.int64)  # from arrival order to the batch's order
+    back[order] = np.arange(n)
+    result = SimResult(batch, first[back], end[back], generated[back], no_fit[back],
+                       offsets[back] if token_times else None, times if token_times else None)
+    if lost >= 0:
+        result.stopped = (f"SLO already lost: {lost} requests over the TTFT bound {bound * 1e3:g} ms "
+                          f"(allowed {allowed})")
+    return result
 
 
-def _decode_only(running: list[_Seq], waiting: deque, budget: int, kv_used: int, config: SchedulerConfig) -> bool:
-    """Whether the next steps only decode the running sequences (the caller knows every one is past its prompt),
-    one token each, until one of them finishes or a request arrives: all fit the token budget, no waiting request
-    can be admitted
-    (none waits, or the batch, the budget or the KV cache is full, which only a finish changes)."""
-    if len(running) > budget:
-        return False
-    if not waiting or len(running) >= config.max_num_seqs or budget - len(running) <= 0:
-        return True
-    head = waiting[0].req
-    return kv_used + head.prompt_tokens + head.output_tokens > config.kv_capacity_tokens
-
-
-def _fast_forward(running: list[_Seq], step: StepModel, now: float, next_arrival: float | None) -> float:
-    """Runs decode-only steps without visiting each sequence per step: the same step times, summed in the same
-    order, as stepping one at a time (every figure is identical), until the first sequence finishes or the next
-    request has arrived. Records the tokens and the finishes; returns the clock."""
-    batch = len(running)
-    context = sum(s.computed + s.generated for s in running)
-    steps = min(s.req.output_tokens - s.generated for s in running)
-    done = 0
-    while done < steps:
-        kv_read = context + done * batch
-        now += step.step_time(batch, batch, kv_read, kv_read + batch)
-        done += 1
-        if next_arrival is not None and next_arrival <= now:
-            break
-    for s in running:
-        s.generated += done
-        if s.generated >= s.req.output_tokens:
-            r = s.record
-            r.end_s, r.output_tokens, r.finish_reason = now, s.generated, "length"
-    return now
+def simulate(requests: list[SimRequest], step: StepModel, config: SchedulerConfig, token_times: bool = True,
+             ttft_lost: tuple[float, int] | None = None) -> SimRecords:
+    """The simulation as per-request records, like a measured run's (see `run_batch`)."""
+    return run_batch(SimBatch.of(requests), step, config, token_times, ttft_lost).records()

@@ -69,10 +69,11 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
             study.set_user_attr("baseline", json.loads(outcome.model_dump_json()))
         started = time.perf_counter()
         steps, wanted = setup_study(spec, evaluator, storage, study_name, on_trial)
+        todo = steps.not_evaluated(wanted) if steps.written_whole and dispatcher is None else None
         helpers = start_helpers(jobs - 1, spec, workload, storage, study_name, results_dir, evaluator.catalog,
-                                steps.requeued, wanted)
+                                steps.requeued, wanted, todo)
         try:
-            run_trials(steps, wanted, dispatcher)
+            run_trials(steps, wanted, dispatcher, (0, jobs), todo)
         finally:
             for h in helpers:
                 h.join()
@@ -99,15 +100,17 @@ def check_jobs(jobs: int, spec: StudySpec, executor: str | None) -> None:
 
 
 def start_helpers(count: int, spec: StudySpec, workload: Workload, storage: str, study_name: str | None,
-                  results_dir: str | Path, catalog: Catalog, requeued: set[str], wanted: int) -> list:
+                  results_dir: str | Path, catalog: Catalog, requeued: set[str], wanted: int,
+                  todo: list[int] | None = None) -> list:
     """Processes that run trials of the same study on its storage, after this one has set it up (so the warm start
     and requeued trials are queued once). Each has its own evaluator: projection is CPU-bound Python, so processes,
-    not threads, use the cores."""
+    not threads, use the cores. `todo`: an exhaustive study's configurations, shared out (see `run_trials`)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding database connections
     helpers = [ctx.Process(target=_helper, args=(spec, workload, storage, study_name, str(results_dir), catalog,
-                                                 set(requeued), wanted), daemon=True, name=f"infercost-job-{i + 2}")
+                                                 set(requeued), wanted, (i + 1, count + 1), todo), daemon=True,
+                           name=f"infercost-job-{i + 2}")
                for i in range(count)]
     for h in helpers:
         h.start()
@@ -115,11 +118,12 @@ def start_helpers(count: int, spec: StudySpec, workload: Workload, storage: str,
 
 
 def _helper(spec: StudySpec, workload: Workload, storage: str, study_name: str | None, results_dir: str,
-            catalog: Catalog, requeued: set[str], wanted: int) -> None:
+            catalog: Catalog, requeued: set[str], wanted: int, share: tuple[int, int] = (0, 1),
+            todo: list[int] | None = None) -> None:
     evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
     steps = TrialSteps(open_study(spec, storage, study_name), spec, evaluator)
     steps.requeued = requeued
-    run_trials(steps, wanted)
+    run_trials(steps, wanted, share=share, todo=todo)
 
 
 def stored_study(storage: str | None, study_name: str | None, spec: StudySpec | None = None,

@@ -17,7 +17,9 @@ from typing import Any, Callable
 
 import optuna
 import sqlalchemy
+from optuna.distributions import IntDistribution
 from optuna.samplers import NSGAIISampler, RandomSampler, TPESampler
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
 from optuna.trial import TrialState
 
 from infercost.errors import InputError
@@ -106,9 +108,11 @@ def _sampler(spec: StudySpec, space: list[TrialConfig]):
                       n_startup_trials=min(10, max(3, spec.n_trials // 5)), **constraints)
 
 
-def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
-    c = trial.user_attrs.get("constraints") or {}
-    feasible = trial.user_attrs.get("status") == "feasible"
+def constraints_of(trial: optuna.trial.FrozenTrial | dict[str, Any]) -> list[float]:
+    """From a trial, or the user attributes it is stored with."""
+    attrs = trial if isinstance(trial, dict) else trial.user_attrs
+    c = attrs.get("constraints") or {}
+    feasible = attrs.get("status") == "feasible"
     return [0.0 if feasible else 1.0, *[float(v) for _, v in sorted(c.items())][:3]] + [0.0] * (3 - min(3, len(c)))
 
 
@@ -217,6 +221,51 @@ class TrialSteps:
             outcome = asyncio.run(self.evaluator.rejudged(outcome))
         return self.finish(trial, outcome)
 
+    @property
+    def written_whole(self) -> bool:
+        """An exhaustive projected study stores each trial whole, in one storage transaction: asked and told, a trial
+        takes about ten (its parameter, seven attributes, the constraint, the state), which was most of the time of
+        a study whose trials are simulated in milliseconds. Nothing is sampled, so nothing is lost by not asking."""
+        return self.grid is not None and self.spec.mode == "project"
+
+    def not_evaluated(self, wanted: int) -> list[int]:
+        """The grid indices to evaluate for `wanted` finished trials: the next ones in the sampler's order that no
+        trial holds (finished, running or queued), as many as are missing beside the queued ones."""
+        trials = self.study.get_trials(deepcopy=False)
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        queued = sum(t.state == TrialState.WAITING for t in trials)
+        taken = set()
+        for t in trials:
+            value = (t.system_attrs.get("fixed_params") or {}).get(GRID_PARAM) if t.state == TrialState.WAITING \
+                else None if t.state == TrialState.FAIL else t.params.get(GRID_PARAM)
+            if value is not None:
+                taken.add(int(value))
+        order = getattr(self.study.sampler, "order", range(len(self.grid)))
+        return [i for i in order if i not in taken][:max(0, wanted - finished - queued)]
+
+    def evaluate_whole(self, index: int) -> None:
+        """Evaluates grid configuration `index` and stores the trial at once (see `written_whole`)."""
+        cfg = self.grid[index]
+        started = datetime.now()
+        outcome = asyncio.run(self.evaluator.evaluate(cfg))
+        attrs = {"config_key": cfg.key(), **stored_attrs(outcome)}
+        violation = constraints_of(attrs)
+        positive = [v for v in violation if v > 0]
+        system = ({f"{CONSTRAINTS_KEY}:violation": sum(positive) if positive else max(violation)} if SET_CONSTRAINT
+                  else {CONSTRAINTS_KEY: violation})
+        rejected = outcome.status == "rejected"
+        values = None if rejected else _values(self.spec, outcome)
+        trial = optuna.trial.create_trial(
+            state=TrialState.PRUNED if rejected else TrialState.COMPLETE,
+            values=None if values is None else list(values) if isinstance(values, tuple) else [values],
+            params={GRID_PARAM: index}, distributions={GRID_PARAM: IntDistribution(0, len(self.grid) - 1)},
+            user_attrs=attrs, system_attrs=system)
+        trial.datetime_start = started
+        storage = self.study._storage
+        trial.number = storage.get_trial_number_from_id(storage.create_new_trial(self.study._study_id, trial))
+        if self.on_trial:
+            self.on_trial(trial, outcome, False)
+
 
 def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
               on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None,
@@ -254,8 +303,11 @@ def setup_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name:
     return steps, max(spec.n_trials, len(finished_trials(study))) + len(steps.requeued)
 
 
-def run_trials(steps: TrialSteps, wanted: int, executor: Any = None) -> None:
-    """Runs trials until the study holds `wanted` finished ones (counting those of other workers)."""
+def run_trials(steps: TrialSteps, wanted: int, executor: Any = None, share: tuple[int, int] = (0, 1),
+               todo: list[int] | None = None) -> None:
+    """Runs trials until the study holds `wanted` finished ones (counting those of other workers). A study written
+    whole (see `TrialSteps.written_whole`) splits `todo` (default: `not_evaluated`) between its processes: process
+    `share[0]` of `share[1]` takes every `share[1]`-th index; the first process also runs the queued trials."""
     study = steps.study
     remaining = wanted - len(finished_trials(study))
     if remaining <= 0:
@@ -263,18 +315,29 @@ def run_trials(steps: TrialSteps, wanted: int, executor: Any = None) -> None:
     if executor is not None:
         executor.run(steps, remaining, wanted)
         return
+    if steps.written_whole:
+        todo = steps.not_evaluated(wanted) if todo is None else todo
+        rank, ranks = share
+        queued = sum(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
+        if rank == 0 and queued:  # configurations queued again (to be judged on quality): asked and told
+            study.optimize(steps.evaluate_here, n_trials=queued, gc_after_trial=False)
+        for index in todo[rank::ranks]:
+            steps.evaluate_whole(index)
+        return
     study.optimize(steps.evaluate_here, callbacks=[optuna.study.MaxTrialsCallback(
         wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining, gc_after_trial=False)
 
 
-def _store(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+def stored_attrs(outcome: TrialOutcome) -> dict[str, Any]:
+    """What a trial keeps of its outcome: the whole of it, and what tables and samplers read without parsing it."""
     data = json.loads(outcome.model_dump_json())
-    trial.set_user_attr("outcome", data)
-    trial.set_user_attr("status", outcome.status)
-    trial.set_user_attr("reason", outcome.reason)
-    trial.set_user_attr("config", data["config"])
-    trial.set_user_attr("constraints", outcome.constraints)
-    trial.set_user_attr("label", outcome.config.label())
+    return {"outcome": data, "status": outcome.status, "reason": outcome.reason, "config": data["config"],
+            "constraints": outcome.constraints, "label": outcome.config.label()}
+
+
+def _store(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    for key, value in stored_attrs(outcome).items():
+        trial.set_user_attr(key, value)
 
 
 def _values(spec: StudySpec, o: TrialOutcome) -> Any:
