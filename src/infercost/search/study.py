@@ -1,8 +1,9 @@
 """The Optuna study. A trial is one configuration: sampled, evaluated (see `evaluate`), and stored with its whole
-outcome in `user_attrs`. Constraints go to Optuna's `constraints_func`, so TPE and NSGA-II steer towards feasible
-configurations. Screened-out configurations are pruned with their reason. A configuration evaluated before is not
-evaluated again: its outcome is copied. Storage is any SQLAlchemy URL (a SQLite file by default), so several
-workers can share one study and an interrupted one resumes where it stopped."""
+outcome in `user_attrs`. Each trial sets its summed constraint violation (Optuna's `constraints_func` before
+Optuna 5), so TPE and NSGA-II steer towards feasible configurations. Screened-out configurations are pruned with
+their reason. A configuration evaluated before is not evaluated again: its outcome is copied. Storage is any
+SQLAlchemy URL (a SQLite file by default), so several workers can share one study and an interrupted one resumes
+where it stopped."""
 
 from __future__ import annotations
 
