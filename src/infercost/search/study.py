@@ -117,6 +117,12 @@ def constraints_of(trial: optuna.trial.FrozenTrial | dict[str, Any]) -> list[flo
     return [0.0 if feasible else 1.0, *[float(v) for _, v in sorted(c.items())][:3]] + [0.0] * (3 - min(3, len(c)))
 
 
+def summed_violation(values: list[float]) -> float:
+    """The violated constraints' sum, or (all met) the closest to its limit: feasible exactly when <= 0."""
+    positive = [v for v in values if v > 0]
+    return sum(positive) if positive else max(values)
+
+
 def open_study(spec: StudySpec, storage: str, study_name: str | None = None) -> optuna.Study:
     space = enumerate_space(spec) if spec.sampler == "grid" else []
     directions = ["minimize", "minimize", "maximize"] if spec.multi_objective else ["minimize"]
@@ -204,9 +210,7 @@ class TrialSteps:
         """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one."""
         _store(trial, outcome)
         if SET_CONSTRAINT:  # one value, the summed violation: what TPE and NSGA-II read, at one storage write
-            values = constraints_of(trial)
-            positive = [v for v in values if v > 0]
-            trial.set_constraint("violation", sum(positive) if positive else max(values))
+            trial.set_constraint("violation", summed_violation(constraints_of(trial)))
         if self.on_trial:
             self.on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
@@ -251,8 +255,7 @@ class TrialSteps:
         outcome = asyncio.run(self.evaluator.evaluate(cfg))
         attrs = {"config_key": cfg.key(), **stored_attrs(outcome)}
         violation = constraints_of(attrs)
-        positive = [v for v in violation if v > 0]
-        system = ({f"{CONSTRAINTS_KEY}:violation": sum(positive) if positive else max(violation)} if SET_CONSTRAINT
+        system = ({f"{CONSTRAINTS_KEY}:violation": summed_violation(violation)} if SET_CONSTRAINT
                   else {CONSTRAINTS_KEY: violation})
         rejected = outcome.status == "rejected"
         values = None if rejected else _values(self.spec, outcome)
