@@ -6,6 +6,7 @@ per-record one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class Columns:
     token_counts: np.ndarray | None = None
     sources: dict[str, int] = field(default_factory=dict)  # token-count source -> completed requests
 
-    @property
+    @cached_property
     def ok(self) -> np.ndarray:
+        """Completed: sent, ended and without an error (every metric reads it: computed once)."""
         ok = ~np.isnan(self.end) & ~np.isnan(self.sent)
         if self.error is not None:
             ok &= np.array([e is None for e in self.error], dtype=bool)

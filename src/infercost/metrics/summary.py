@@ -86,6 +86,26 @@ def _strictest(bounds: dict[str, float]) -> float:
     return min(bounds.values())
 
 
+def _distribution(name: str, values: np.ndarray, targets: dict[str, dict[str, float]],
+                  intervals: bool = False) -> Distribution:
+    """The standard statistics and any the SLO bounds, in order, with their 95% intervals if asked."""
+    ordered = sorted(set(STANDARD_STATS) | set(targets.get(name, {})), key=stat_order)
+    return Distribution(unit=METRICS[name].unit, count=int(values.size), stats={s: stat(values, s) for s in ordered},
+                        intervals={s: stat_interval(values, s) for s in ordered} if intervals else {})
+
+
+def _slo_checks(latency: dict[str, Distribution], slo: SLO, error_rate: float) -> list[SloCheck]:
+    checks = []
+    for metric, bounds in slo.targets().items():
+        for s, bound in bounds.items():
+            observed = latency[metric].stats.get(s)
+            checks.append(SloCheck(metric=metric, stat=s, bound=bound, observed=observed,
+                                   passed=observed is not None and observed <= bound))
+    checks.append(SloCheck(metric="error_rate", stat="share", bound=slo.max_error_rate, observed=error_rate,
+                           passed=error_rate <= slo.max_error_rate))
+    return checks
+
+
 def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, intervals: bool = True,
               lean: bool = False) -> RunSummary:
     """`intervals=False` leaves out the 95% intervals (resampled, most of the cost); `lean=True` is
@@ -93,27 +113,15 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, interval
     records = list(records)
     if lean:
         return summarize_columns(Columns.of(records), slo)
-    with_intervals = intervals
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     slo = slo or SLO()
     targets = slo.targets()
 
-    wanted = set(targets) if lean else set(METRICS)
-    samples = {name: np.array([v for r in ok for v in m.values(r)], dtype=float) for name, m in METRICS.items()
-               if name in wanted}
+    samples = {name: np.array([v for r in ok for v in m.values(r)], dtype=float) for name, m in METRICS.items()}
     # Schedule lag is a property of sending, so it counts for failed requests too.
-    if "schedule_lag_ms" in wanted:
-        samples["schedule_lag_ms"] = np.array([v for r in measured for v in METRICS["schedule_lag_ms"].values(r)])
-
-    latency = {}
-    for name, values in samples.items():
-        names = set(STANDARD_STATS) | set(targets.get(name, {}))
-        ordered = sorted(names, key=stat_order)
-        latency[name] = Distribution(unit=METRICS[name].unit, count=int(values.size),
-                                     stats={s: stat(values, s) for s in ordered},
-                                     intervals={s: stat_interval(values, s) for s in ordered} if with_intervals
-                                     else {})
+    samples["schedule_lag_ms"] = np.array([v for r in measured for v in METRICS["schedule_lag_ms"].values(r)])
+    latency = {name: _distribution(name, values, targets, intervals) for name, values in samples.items()}
 
     starts = [r.sent_s for r in measured if r.sent_s is not None]
     ends = [r.end_s for r in measured if r.end_s is not None]
@@ -123,14 +131,7 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, interval
     per_s = (lambda x: x / duration) if duration > 0 else (lambda x: 0.0)
 
     error_rate = (len(measured) - len(ok)) / len(measured) if measured else 0.0
-    checks = []
-    for metric, bounds in targets.items():
-        for s, bound in bounds.items():
-            observed = latency[metric].stats.get(s)
-            checks.append(SloCheck(metric=metric, stat=s, bound=bound, observed=observed,
-                                   passed=observed is not None and observed <= bound))
-    checks.append(SloCheck(metric="error_rate", stat="share", bound=slo.max_error_rate, observed=error_rate,
-                           passed=error_rate <= slo.max_error_rate))
+    checks = _slo_checks(latency, slo, error_rate)
 
     goodput = None
     per_request = {m: _strictest(targets[m]) for m in PER_REQUEST_SLO_METRICS if m in targets}
@@ -142,7 +143,7 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None, interval
             good_flags.append(r.ok and not ("ttft_ms" in values and not values["ttft_ms"])
                               and all(v <= per_request[m] for m, vals in values.items() for v in vals))
         goodput = per_s(sum(good_flags))
-    intervals = {} if not with_intervals else {
+    intervals = {} if not intervals else {
         "request_throughput_rps": rate_interval(np.array([r.ok for r in measured]), duration),
         "output_token_throughput_tps": rate_interval(
             np.array([(r.output_tokens or 0) if r.ok else 0 for r in measured]), duration),
@@ -192,23 +193,15 @@ def summarize_columns(c: Columns, slo: SLO | None = None) -> RunSummary:
     ok = c.ok
     n, completed = len(c.sent), int(ok.sum())
     columns = {name: METRICS[name].column(c) for name in METRICS if name in targets}
-    latency = {}
-    for name, values in columns.items():
-        samples = values[~np.isnan(values)] if METRICS[name].per_request else values
-        ordered = sorted(set(STANDARD_STATS) | set(targets[name]), key=stat_order)
-        latency[name] = Distribution(unit=METRICS[name].unit, count=int(samples.size),
-                                     stats={s: stat(samples, s) for s in ordered})
+    latency = {name: _distribution(name, values[~np.isnan(values)] if METRICS[name].per_request else values, targets)
+               for name, values in columns.items()}
     starts, ends = c.sent[~np.isnan(c.sent)], c.end[~np.isnan(c.end)]
     duration = float(ends.max() - starts.min()) if starts.size and ends.size else 0.0
     out_tokens = int(np.nansum(np.where(ok, c.output_tokens, 0)))
     in_tokens = int(np.nansum(np.where(ok, c.input_tokens, 0)))
     per_s = (lambda x: x / duration) if duration > 0 else (lambda x: 0.0)
     error_rate = (n - completed) / n if n else 0.0
-    checks = [SloCheck(metric=metric, stat=s, bound=bound, observed=latency[metric].stats.get(s),
-                       passed=latency[metric].stats.get(s) is not None and latency[metric].stats[s] <= bound)
-              for metric, bounds in targets.items() for s, bound in bounds.items()]
-    checks.append(SloCheck(metric="error_rate", stat="share", bound=slo.max_error_rate, observed=error_rate,
-                           passed=error_rate <= slo.max_error_rate))
+    checks = _slo_checks(latency, slo, error_rate)
     goodput = None
     per_request = {m: _strictest(targets[m]) for m in PER_REQUEST_SLO_METRICS if m in targets}
     if per_request:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from infercost.projection.steptime import step_seconds
+
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba ships with vLLM; without it the loop runs uncompiled
@@ -27,14 +29,7 @@ def _compiled(f):
         return njit(nogil=True)(f)
 
 
-@_compiled
-def _step_time(coef, sequences, tokens, kv_read, pairs):
-    """StepModel.step_time with its coefficients in an array, in the same order of operations (same figures):
-    overhead, per-sequence overhead, weight bytes, KV bytes per token, bandwidth, FLOPs per token, attention FLOPs
-    per pair, FLOP/s, all-reduce seconds per token."""
-    bytes_read = coef[2] + kv_read * coef[3]
-    flops = coef[5] * tokens + coef[6] * pairs
-    return coef[0] + coef[1] * sequences + max(bytes_read / coef[4], flops / coef[7]) + coef[8] * tokens
+_step_time = _compiled(step_seconds)  # the StepModel's own formula, compiled
 
 
 @_compiled
@@ -82,15 +77,8 @@ def run_schedule(arrival, prompt, output, group, prefix_tokens, max_num_seqs, ma
                 n_run, w_head, next_arrival, budget, kv_used, prompt, output, max_num_seqs, kv_capacity):
             now = _fast_forward(running, n_run, computed, generated, output, coef, now,
                                 arrival[next_arrival] if next_arrival < n else -1.0, end, generated_out)
-            kept = 0
-            for k in range(n_run):
-                s = running[k]
-                if generated[s] >= output[s]:
-                    kv_used -= prompt[s] + output[s]
-                else:
-                    running[kept] = s
-                    kept += 1
-            n_run = kept
+            n_run, freed = _drop_finished(running, n_run, generated_out, prompt, output)
+            kv_used -= freed
             continue
         n_sched = 0
         for k in range(n_run):
@@ -162,16 +150,25 @@ def run_schedule(arrival, prompt, output, group, prefix_tokens, max_num_seqs, ma
                 generated_out[s] = generated[s]
                 any_finished = True
         if any_finished:
-            kept = 0
-            for k in range(n_run):
-                s = running[k]
-                if generated_out[s] >= 0:
-                    kv_used -= prompt[s] + output[s]
-                else:
-                    running[kept] = s
-                    kept += 1
-            n_run = kept
+            n_run, freed = _drop_finished(running, n_run, generated_out, prompt, output)
+            kv_used -= freed
     return -1
+
+
+@_compiled
+def _drop_finished(running, n_run, generated_out, prompt, output):
+    """Removes the finished sequences from `running`, keeping the others' order; returns their count and the KV
+    tokens the finished ones free."""
+    kept = 0
+    freed = 0
+    for k in range(n_run):
+        s = running[k]
+        if generated_out[s] >= 0:
+            freed += prompt[s] + output[s]
+        else:
+            running[kept] = s
+            kept += 1
+    return kept, freed
 
 
 @_compiled

@@ -119,12 +119,6 @@ class SimResult:
 NO_FIT = "projected: request does not fit the KV cache"
 
 
-def coefficients(step: StepModel) -> np.ndarray:
-    """The step model's terms in the order the compiled loop reads them."""
-    return np.array([step.eff.step_overhead_s, step.eff.per_seq_overhead_s, step.weight_bytes, step.kv_per_token,
-                     step._bw, step.flops_per_token, step.attn_unit, step._fl, step._comm_per_token], dtype=float)
-
-
 def run_batch(batch: SimBatch, step: StepModel, config: SchedulerConfig, token_times: bool = True,
               ttft_lost: tuple[float, int] | None = None) -> SimResult:
     """`token_times=False` records first token, end and count only (TPOT, TTFT and e2e need no more; ITL does).
@@ -148,7 +142,7 @@ def run_batch(batch: SimBatch, step: StepModel, config: SchedulerConfig, token_t
     bound, allowed = ttft_lost if ttft_lost is not None else (-1.0, 0)
     lost = run_schedule(arrival, prompt, output, group, int(batch.prefix_tokens), int(config.max_num_seqs),
                         int(config.max_num_batched_tokens), int(config.kv_capacity_tokens),
-                        bool(config.enable_prefix_caching), int(config.block_size), coefficients(step),
+                        bool(config.enable_prefix_caching), int(config.block_size), np.asarray(step.coef, dtype=float),
                         bool(token_times), float(bound), int(allowed), first, end, generated, no_fit, offsets, times)
     back = np.empty(n, np.int64)  # from arrival order to the batch's order
     back[order] = np.arange(n)

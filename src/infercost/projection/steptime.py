@@ -41,6 +41,15 @@ DEFAULT_CPU = Efficiency(
 )
 
 
+def step_seconds(coef, sequences, tokens, kv_read, pairs):
+    """The step time from a model's terms (`StepModel.coef`: overhead, per-sequence overhead, weight bytes, KV bytes
+    per token, bandwidth, FLOPs per token, attention FLOPs per pair, FLOP/s, all-reduce seconds per token). Plain
+    arithmetic on a sequence, so the simulation compiles this same function (projection.kernel)."""
+    bytes_read = coef[2] + kv_read * coef[3]
+    flops = coef[5] * tokens + coef[6] * pairs
+    return coef[0] + coef[1] * sequences + max(bytes_read / coef[4], flops / coef[7]) + coef[8] * tokens
+
+
 class StepModel:
     """Step times for one model, precision and hardware. Plain float arithmetic so that it projects >10k configs/s."""
 
@@ -61,13 +70,16 @@ class StepModel:
                                 2 * shape.layers * 2 * shape.hidden * 2.0 * 2 * (tensor_parallel - 1)
                                 / tensor_parallel / link)
 
+    @property
+    def coef(self) -> tuple[float, ...]:
+        """The terms `step_seconds` reads, in its order."""
+        return (self.eff.step_overhead_s, self.eff.per_seq_overhead_s, self.weight_bytes, self.kv_per_token, self._bw,
+                self.flops_per_token, self.attn_unit, self._fl, self._comm_per_token)
+
     def step_time(self, sequences: int, tokens: int, kv_read_tokens: float, attention_pairs: float) -> float:
         """`kv_read_tokens`: cached tokens whose KV the step reads (sum over sequences); `attention_pairs`: sum over
         new tokens of the context each attends to."""
-        bytes_read = self.weight_bytes + kv_read_tokens * self.kv_per_token
-        flops = self.flops_per_token * tokens + self.attn_unit * attention_pairs
-        return (self.eff.step_overhead_s + self.eff.per_seq_overhead_s * sequences
-                + max(bytes_read / self._bw, flops / self._fl) + self._comm_per_token * tokens)
+        return step_seconds(self.coef, sequences, tokens, kv_read_tokens, attention_pairs)
 
     def decode_step(self, batch: int, mean_context: float) -> float:
         return self.step_time(batch, batch, batch * mean_context, batch * mean_context)

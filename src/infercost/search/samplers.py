@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Iterable
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 GRID_PARAM = "grid_index"  # the index of a configuration in the enumerated space
+
+
+def taken_indices(trials: Iterable[FrozenTrial]) -> set[int]:
+    """The grid indices these trials hold: finished or running ones their parameter, queued ones the parameter they
+    are queued with. A failed trial holds none (its configuration is free again)."""
+    taken = set()
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            continue
+        value = t.params.get(GRID_PARAM) if t.state != TrialState.WAITING else \
+            (t.system_attrs.get("fixed_params") or {}).get(GRID_PARAM)
+        if value is not None:
+            taken.add(int(value))
+    return taken
 
 
 class ExhaustiveSampler(optuna.samplers.BaseSampler):
@@ -35,14 +49,7 @@ class ExhaustiveSampler(optuna.samplers.BaseSampler):
                            param_distribution: BaseDistribution) -> Any:
         if param_name != GRID_PARAM:
             raise ValueError(f"the exhaustive sampler only chooses {GRID_PARAM}, not {param_name}")
-        taken = set()
-        for t in study.get_trials(deepcopy=False):
-            if t.number == trial.number or t.state == TrialState.FAIL:
-                continue
-            value = t.params.get(GRID_PARAM) if t.state != TrialState.WAITING else \
-                (t.system_attrs.get("fixed_params") or {}).get(GRID_PARAM)
-            if value is not None:
-                taken.add(int(value))
+        taken = taken_indices(t for t in study.get_trials(deepcopy=False) if t.number != trial.number)
         start = trial.number % self.size
         for j in range(self.size):
             index = self.order[(start + j) % self.size]

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from infercost.errors import InputError
 from infercost.search.evaluate import Evaluator, TrialOutcome
-from infercost.search.samplers import GRID_PARAM, ExhaustiveSampler
+from infercost.search.samplers import GRID_PARAM, ExhaustiveSampler, taken_indices
 from infercost.search.space import TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
 from infercost.search.warm_start import warm_start
@@ -239,12 +239,7 @@ class TrialSteps:
         trials = self.study.get_trials(deepcopy=False)
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         queued = sum(t.state == TrialState.WAITING for t in trials)
-        taken = set()
-        for t in trials:
-            value = (t.system_attrs.get("fixed_params") or {}).get(GRID_PARAM) if t.state == TrialState.WAITING \
-                else None if t.state == TrialState.FAIL else t.params.get(GRID_PARAM)
-            if value is not None:
-                taken.add(int(value))
+        taken = taken_indices(trials)
         order = getattr(self.study.sampler, "order", range(len(self.grid)))
         return [i for i in order if i not in taken][:max(0, wanted - finished - queued)]
 
