@@ -69,12 +69,9 @@ class StepModel:
         self._comm_per_token = (0.0 if tensor_parallel == 1 or not link else
                                 2 * shape.layers * 2 * shape.hidden * 2.0 * 2 * (tensor_parallel - 1)
                                 / tensor_parallel / link)
-
-    @property
-    def coef(self) -> tuple[float, ...]:
-        """The terms `step_seconds` reads, in its order."""
-        return (self.eff.step_overhead_s, self.eff.per_seq_overhead_s, self.weight_bytes, self.kv_per_token, self._bw,
-                self.flops_per_token, self.attn_unit, self._fl, self._comm_per_token)
+        # the terms `step_seconds` reads, in its order (built once: the analytic screen calls it per configuration)
+        self.coef = (efficiency.step_overhead_s, efficiency.per_seq_overhead_s, self.weight_bytes, self.kv_per_token,
+                     self._bw, self.flops_per_token, self.attn_unit, self._fl, self._comm_per_token)
 
     def step_time(self, sequences: int, tokens: int, kv_read_tokens: float, attention_pairs: float) -> float:
         """`kv_read_tokens`: cached tokens whose KV the step reads (sum over sequences); `attention_pairs`: sum over
