@@ -101,13 +101,16 @@ def _offer(**kw):
 def test_cost_rows_for_each_pricing_model_and_month():
     tp = Throughput(kind="measured", capacity_rps=2.0, mean_input_tokens=300, mean_output_tokens=100,
                     workload="w", deployment="d", basis="test", tags={"team": "a"})
-    demand = Demand(peak_rps=5)
-    rows = cost_rows(tp, [_offer()], demand, FleetPolicy(target_utilisation=0.5))
+    demand = Demand(peak_rps=5)  # flat at the peak
+    rows = cost_rows(tp, [_offer()], demand, FleetPolicy(target_utilisation=0.5, spot_hours_lost=0.1, scale_up_s=0))
     assert [r.pricing for r in rows] == ["on_demand", "spot"]  # no reserved price: no row
     od, spot = rows
-    # $0.80/h / (2 req/s x 0.5 x 3600) x 1000 = $0.2222 per 1k
+    # $0.80/h / (2 req/s x 0.5 x 3600) x 1000 = $0.2222 per 1k at capacity; 5 replicas fit the flat 5 req/s exactly,
+    # so the bill over the requests served is the same
+    assert od.cost_per_1k_at_capacity == pytest.approx(0.80 / 3600 * 1000)
     assert od.cost_per_1k_requests == pytest.approx(0.80 / 3600 * 1000)
-    assert spot.cost_per_1k_requests == pytest.approx(0.32 / 3600 * 1000)
+    # spot: 1 replica on demand ($0.80) and 4 at 0.9 x $0.32 + 0.1 x $0.80 = $0.368: $2.272 an hour for 5 req/s
+    assert spot.cost_per_1k_requests == pytest.approx(2.272 / (5 * 3600) * 1000)
     # 100 output tokens per request: 200 tok/s per replica, at 50% -> 100 tok/s -> 360k tokens/h
     assert od.cost_per_1m_output_tokens == pytest.approx(0.80 / 0.36)
     assert od.cost_per_1m_total_tokens == pytest.approx(0.80 / 1.44)

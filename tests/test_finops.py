@@ -23,7 +23,8 @@ CHEAP = OFFER.model_copy(update={"sku": "g6.cheap", "on_demand_hourly": 0.5, "sp
 def rows_for(workload, tags, rps=1.0, peak=2.0, offers=(OFFER, CHEAP)):
     tp = Throughput(kind="measured", capacity_rps=rps, mean_input_tokens=400, mean_output_tokens=100,
                     workload=workload, deployment=f"{workload}-dep", basis="test", tags=tags)
-    return cost_rows(tp, list(offers), Demand(peak_rps=peak, requests_per_day=86_400), FleetPolicy())
+    return cost_rows(tp, list(offers), Demand(peak_rps=peak, requests_per_day=86_400),
+                     FleetPolicy(target_utilisation=1.0, scale_up_s=0))  # the arithmetic below at full capacity
 
 
 @pytest.mark.parametrize("cost, status", [(500, "ok"), (799.99, "ok"), (800, "warn"), (950, "warn"),

@@ -5,13 +5,15 @@ figures the report prints at the workload's demand."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
-from infercost.cost.formulas import HOURS_PER_MONTH, hourly_rps
-from infercost.cost.pricing import CostRow, FleetPolicy, demand_figures
+from infercost.cost.fleet import DAYS_PER_MONTH, FleetPolicy, FleetPrices, daily_cost, demand_hours, fleet_bill, \
+    replicas_by_hour
+from infercost.cost.formulas import hourly_rps
+from infercost.cost.pricing import CostRow
 from infercost.spec.workload import Demand
 
 
@@ -43,28 +45,30 @@ def scaled_demand(demand: Demand, requests_per_day: float) -> Demand:
                                      "peak_rps": demand.peak_rps * f if demand.peak_rps else None})
 
 
+MAX_PIECES = 2_000_000  # replica-count changes examined for the last crossing (a few seconds at most)
+
+
 def _sized(row: CostRow, policy: FleetPolicy | None) -> FleetPolicy:
+    """The fleet policy the row was priced with: its target utilisation and start-up come with it."""
     policy = policy or FleetPolicy()
+    update: dict[str, Any] = {"scale_up_s": row.startup_s or 0.0}
     if row.target_utilisation is not None:
-        policy = policy.model_copy(update={"target_utilisation": row.target_utilisation})
-    return policy
-
-
-def _replica_hours(row: CostRow, demand: Demand, requests_per_day: float, policy: FleetPolicy) -> float:
-    """Replica-hours a day: a whole number that never falls as volume grows (it is a sum of ceilings)."""
-    return demand_figures(scaled_demand(demand, requests_per_day), row.capacity_rps, policy)[1]
+        update["target_utilisation"] = row.target_utilisation
+    return policy.model_copy(update=update)
 
 
 def self_hosted_monthly(row: CostRow, demand: Demand, requests_per_day: float,
                         policy: FleetPolicy | None = None) -> float:
-    """A self-hosted row's monthly cost at `requests_per_day`, sized as its cost row was (replicas per hour on the
-    profile, minimum replicas, utilisation)."""
-    hours = _replica_hours(row, demand, requests_per_day, _sized(row, policy))
-    return row.hourly_price * hours * HOURS_PER_MONTH / 24
+    """A self-hosted row's bill at `requests_per_day`, sized as its cost row was (the demand's shape, minimum
+    replicas, scale step, utilisation, start-up, spot floor and interruption)."""
+    sized = _sized(row, policy)
+    hours = demand_hours(scaled_demand(demand, requests_per_day))
+    return fleet_bill(hours, row.capacity_rps, row.pricing, row.hourly_price, row.list_hourly_price, sized,
+                      sized.scale_up_s, row.provider).monthly_cost
 
 
 def api_monthly(row: CostRow, requests_per_day: float) -> float:
-    return row.cost_per_1k_requests / 1000 * requests_per_day * HOURS_PER_MONTH / 24
+    return row.cost_per_1k_requests / 1000 * requests_per_day * DAYS_PER_MONTH
 
 
 def _monthly(row: CostRow, demand: Demand, volume: float, policy: FleetPolicy | None) -> float:
@@ -77,21 +81,30 @@ def crossover(self_row: CostRow, api_row: CostRow, demand: Demand, policy: Fleet
     (default high: 1,000 times the workload's volume).
 
     Exact, not sampled: the two can cross many times, and a grid misses the narrow stretches just above each added
-    replica where the API wins again. The API's bill at V equals n replica-hours a day at V_n = n x hourly / price;
-    the API is cheaper just below V_n exactly when the fleet already needs n replica-hours there, so the last
-    crossing is the largest such V_n. Beyond a bound (the per-request saving at scale has paid for the rounding of
-    every hour) self-hosting always wins; from there, skipping every n the fleet's hours rule out, a few steps
-    reach it."""
+    replica where the API wins again. The fleet's bill is a step function of volume: it changes only where some
+    hour's rate crosses a multiple of a scale step's capacity, and each hour's rate is proportional to the volume.
+    On each step the API (a line through zero) is cheaper below the volume where its bill reaches the step's; the
+    last such volume is the cross-over. Past a bound (the saving per request at scale has paid for the rounding of
+    every hour and the floor) self-hosting always wins, so only the steps below it are examined."""
     sized = _sized(self_row, policy)
     base = daily_volume(demand)
     high = high or (base * 1000 if base else 1e9)
-    hourly, price = self_row.hourly_price, api_row.cost_per_1k_requests / 1000
-    if not hourly:
+    price = api_row.cost_per_1k_requests / 1000  # per request
+    if not self_row.hourly_price:
         return Crossover(requests_per_day=low, self_hosted_cheaper_above=True,
                          note=f"self-hosting costs nothing by the hour, so it is cheaper than {api_row.deployment} "
                               "at every volume")
-    big = 1e12 * self_row.capacity_rps  # replica-hours per request at scale: the rounding is lost at this volume
-    at_scale = hourly * _replica_hours(self_row, demand, big, sized) / big
+    unit = demand_hours(scaled_demand(demand, 1.0))  # hourly rates per request a day
+    share = np.asarray(unit.sizing_rps)
+    prices = FleetPrices.of(self_row.pricing, self_row.hourly_price, self_row.list_hourly_price, sized,
+                            self_row.provider)
+    per_replica = self_row.capacity_rps * sized.target_utilisation
+    up = sized.scale_up_s / 3600.0
+    rises = float(np.maximum(0, share - np.roll(share, 1)).sum())
+    # a day's cost per request a day at scale: the fleet's replica-hours (and the start-ups of its rises)
+    at_scale = prices.fleet_hourly * (share.sum() + up * rises) / per_replica
+    if not sized.autoscale or self_row.pricing.startswith("reserved"):
+        at_scale = prices.fleet_hourly * 24 * share.max() / per_replica
     if at_scale >= price:
         return Crossover(requests_per_day=None, self_hosted_cheaper_above=False,
                          note=f"self-hosting never beats {api_row.deployment}: even at scale a request costs "
@@ -99,21 +112,34 @@ def crossover(self_row: CostRow, api_row: CostRow, demand: Demand, policy: Fleet
     if self_hosted_monthly(self_row, demand, high, sized) > api_monthly(api_row, high):
         return Crossover(requests_per_day=None, self_hosted_cheaper_above=False,
                          note=f"{api_row.deployment} stays cheaper up to {high:,.0f} requests/day")
-    # each hour needs at most min_replicas + scale_step replicas over its exact share: past this n the
-    # saving at scale outweighs that rounding, so the API cannot win again
-    n = min(math.floor(24 * (sized.min_replicas + sized.scale_step) / (1 - at_scale / price)),
-            math.floor(high * price / hourly))
-    while n >= 1 and n * hourly / price >= low:
-        v = n * hourly / price
-        need = _replica_hours(self_row, demand, v * (1 - 1e-12), sized)
-        if need >= n:
-            return Crossover(requests_per_day=v, self_hosted_cheaper_above=True,
-                             note=f"self-hosting is cheaper than {api_row.deployment} above {v:,.0f} requests/day; "
-                                  "below it, the API is")
-        n = min(n - 1, math.floor(need))
-    return Crossover(requests_per_day=low, self_hosted_cheaper_above=True,
-                     note=f"self-hosting is cheaper than {api_row.deployment} at every volume from {low:,.0f} "
-                          "requests/day")
+    # past this volume the rounding of each hour (a step, the minimum and the floor, each with a start-up) costs
+    # less than the saving per request at scale
+    rounding = 24 * (sized.min_replicas + 2 * sized.scale_step) * (1 + 2 * up) * max(prices.floor_hourly,
+                                                                                     prices.fleet_hourly)
+    bound = min(high, rounding / (price - at_scale))
+    ks = [np.arange(1, int(bound * a / (per_replica * sized.scale_step)) + 2) for a in share if a > 0]
+    if sum(len(k) for k in ks) > MAX_PIECES:
+        return Crossover(requests_per_day=None, self_hosted_cheaper_above=False,
+                         note=f"too many fleet sizes below {bound:,.0f} requests/day to find the cross-over with "
+                              f"{api_row.deployment} exactly")
+    edges = np.unique(np.concatenate([k * per_replica * sized.scale_step / a for k, a in zip(ks, share[share > 0])]
+                                     + [np.array([low, bound])]))
+    edges = edges[(edges >= low) & (edges <= bound)]
+    # each step's cost, read inside it (a count changes just past a multiple of a step)
+    lower, upper = edges[:-1], edges[1:]
+    n = replicas_by_hour(((lower + upper) / 2)[:, None] * share[None, :], self_row.capacity_rps, sized,
+                         self_row.pricing)
+    cost, _ = daily_cost(n, prices, sized.scale_up_s)
+    reach = cost / price  # the daily volume at which the API's bill reaches each step's
+    cheaper = reach > lower
+    last = float(np.minimum(upper, reach)[cheaper].max()) if cheaper.any() else None
+    if last is None:
+        return Crossover(requests_per_day=low, self_hosted_cheaper_above=True,
+                         note=f"self-hosting is cheaper than {api_row.deployment} at every volume from {low:,.0f} "
+                              "requests/day")
+    return Crossover(requests_per_day=last, self_hosted_cheaper_above=True,
+                     note=f"self-hosting is cheaper than {api_row.deployment} above {last:,.0f} requests/day; "
+                          "below it, the API is")
 
 
 def cost_curve(rows: list[CostRow], demand: Demand, volumes: list[float],

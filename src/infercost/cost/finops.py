@@ -103,7 +103,7 @@ def value_figures(row: CostRow, value: Value) -> ValueFigures:
                 else "each request costs more in tokens than it is worth")
     else:
         fixed = (row.hourly_price or 0) * HOURS_PER_MONTH  # one replica around the clock
-        per_request = row.cost_per_1k_requests / 1000
+        per_request = (row.cost_per_1k_at_capacity or row.cost_per_1k_requests) / 1000  # every replica busy
         be = break_even_requests(value.per_request, fixed)
         if be is not None and value.per_request < per_request:
             be = None  # even a full replica costs more per request than a request is worth

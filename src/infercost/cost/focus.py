@@ -85,11 +85,14 @@ def focus_frame(rows: Iterable[CostRow], period: tuple[datetime, datetime] | Non
         }
         committed = r.pricing.startswith("reserved")
         if r.kind != "api":
-            hours = (r.replica_hours_per_day or 0) * period_hours / 24
-            list_cost, cost = r.list_hourly_price * hours, r.hourly_price * hours
+            # serving and start-up hours; the cost is the bill's (a spot fleet's floor on demand, its interrupted
+            # hours at the on-demand price), so the unit price is that bill's average
+            hours = ((r.replica_hours_per_day or 0) + (r.startup_replica_hours_per_day or 0)) * period_hours / 24
+            cost = r.monthly_cost * period_hours / 730.0
+            list_cost = r.list_hourly_price * hours
             out.append({**base, "BilledCost": cost, "EffectiveCost": cost, "ListCost": list_cost,
                         "ContractedCost": cost, "ListUnitPrice": r.list_hourly_price,
-                        "ContractedUnitPrice": r.hourly_price, "PricingCategory": _PRICING_CATEGORY[r.pricing],
+                        "ContractedUnitPrice": cost / hours if hours else r.hourly_price, "PricingCategory": _PRICING_CATEGORY[r.pricing],
                         "PricingUnit": "Hours", "PricingQuantity": hours, "ConsumedQuantity": hours,
                         "ConsumedUnit": "Hours",
                         "ChargeDescription": f"{r.sku} ({r.accelerator_count}x {r.accelerator}) {r.pricing}, "

@@ -45,8 +45,8 @@ def _num(v: float | None) -> str:
 
 def cost_table(rows: list[CostRow], title: str, budget: dict[int, BudgetStatus] | None = None) -> Table:
     table = Table(title=title, title_justify="left")
-    cols = ["kind", "provider / region", "sku", "pricing", "$/h", "$/1k req", "$/1M out tok", "replicas",
-            "$/month"]
+    cols = ["kind", "provider / region", "sku", "pricing", "$/h", "$/1k req", "$/1k at cap", "$/1M out tok",
+            "replicas", "$/month"]
     ranged = any(r.cost_per_1k_requests_low is not None or r.cost_per_1k_requests_high is not None for r in rows)
     if ranged:  # where the capacity has an interval, the cost has one: its low end at the high capacity
         cols.insert(cols.index("$/1k req") + 1, "$/1k range")
@@ -57,7 +57,8 @@ def cost_table(rows: list[CostRow], title: str, budget: dict[int, BudgetStatus] 
     colour = {"ok": "green", "warn": "yellow", "breach": "red"}
     for i, r in enumerate(rows):
         cells = [r.kind, f"{r.provider} {r.region}", r.sku, r.pricing.replace("_", " "), _money(r.hourly_price, 3),
-                 _money(r.cost_per_1k_requests), _money(r.cost_per_1m_output_tokens, 2),
+                 _money(r.cost_per_1k_requests), _money(r.cost_per_1k_at_capacity),
+                 _money(r.cost_per_1m_output_tokens, 2),
                  "—" if r.replicas_at_peak is None else str(r.replicas_at_peak), _money(r.monthly_cost, 0)]
         if ranged:
             cells.insert(cols.index("$/1k range"), f"{_money(r.cost_per_1k_requests_low)}–"
@@ -76,6 +77,10 @@ def print_cost(console: Console, rows: list[CostRow], title: str, selection: str
     console.print(f"placement: {selection}")
     if rows and rows[0].monthly_cost_basis:
         console.print(f"month: {rows[0].monthly_cost_basis}")
+        console.print("$/1k req: the month's bill over the requests served; $/1k at cap: every replica busy at the "
+                      "target utilisation (the marginal cost at scale)")
+    elif rows:
+        console.print("$/1k req: at capacity (the workload gives no demand, so no bill)")
     for row, v in value:
         roi = "—" if v.roi is None else f"{v.roi:.0%}"
         console.print(f"value ({row.sku}, {row.pricing.replace('_', ' ')}): {_money(v.monthly_value, 0)}/month, net "

@@ -27,6 +27,8 @@ def print_study(console: Console, result: dict[str, Any], frame: pd.DataFrame) -
         cost = o["cost"]
         savings = f", {b['savings']:.0%} cheaper than the baseline" if b.get("savings") is not None else \
             (f"; no saving against the baseline is claimed: {b['savings_withheld']}" if b.get("savings_withheld") else "")
-        console.print(f"[bold]best[/]: {b['config']} → ${cost['cost_per_1k_requests']:.5f} per 1k requests, "
-                      f"${cost['monthly_cost'] or 0:,.0f}/month on {cost['provider']} {cost['region']} {cost['sku']}"
-                      f" ({o['kind']}){savings}; binding: {o['binding']}", markup=True)
+        figures = (f"${cost['monthly_cost']:,.0f}/month at the workload's demand, ${cost['cost_per_1k_requests']:.5f} "
+                   "per 1k requests served" if cost.get("monthly_cost") is not None else
+                   f"${cost['cost_per_1k_requests']:.5f} per 1k requests at capacity (no demand: no bill)")
+        console.print(f"[bold]best[/]: {b['config']} → {figures} on {cost['provider']} {cost['region']} "
+                      f"{cost['sku']} ({o['kind']}){savings}; binding: {o['binding']}", markup=True)

@@ -17,7 +17,7 @@ from infercost.capacity.measured import measure_capacity
 from infercost.capacity.result import CapacityOptions, CapacityResult
 from infercost.cost.catalog import Catalog
 from infercost.cost.offers import offers_for, projected_throughput
-from infercost.cost.pricing import CostRow, FleetPolicy, Throughput, api_cost_row, cost_rows, throughput_from_capacity
+from infercost.cost.pricing import CostRow, Throughput, api_cost_row, cost_rows, throughput_from_capacity
 from infercost.engines import create_engine
 from infercost.engines.reachability import unreachable
 from infercost.errors import InputError
@@ -79,11 +79,10 @@ class TrialOutcome(BaseModel):
 
     def throughput(self, workload: Workload) -> Throughput:
         """What one replica of this configuration sustains, as priced for the study (to price it elsewhere)."""
-        c = self.cost
-        return Throughput(kind=self.kind or "projected", capacity_rps=self.capacity_rps,
-                          mean_input_tokens=c.mean_input_tokens, mean_output_tokens=c.mean_output_tokens,
-                          workload=workload.name, deployment=self.config.label(), basis=c.capacity_basis or "",
-                          tags=workload.tags.as_dict())
+        return self.cost.throughput().model_copy(update=dict(
+            kind=self.kind or "projected", capacity_rps=self.capacity_rps, workload=workload.name,
+            deployment=self.config.label(), tags=workload.tags.as_dict(), capacity_low_rps=self.capacity_low_rps,
+            capacity_high_rps=self.capacity_high_rps, confidence=self.confidence))
 
 
 class QualityNotCached(Exception):
@@ -115,6 +114,17 @@ class Evaluator:
         self._offered: dict[tuple[str, int], list] = {}
         self.calibration = calibration_from(spec.resolve(spec.calibration)) if spec.calibration else None
         self._unreachable: dict[str, str | None] = {}
+        self.fleet = spec.fleet
+        self.objective = spec.objective_for(workload)
+
+    def objective_of(self, row: CostRow) -> float | None:
+        """The figure the study minimises on a cost row, and its interval's ends (low at the high capacity)."""
+        return row.monthly_cost if self.objective == "bill" else row.cost_per_1k_at_capacity
+
+    def objective_ends(self, row: CostRow) -> tuple[float | None, float | None]:
+        if self.objective == "bill":
+            return row.monthly_cost_low, row.monthly_cost_high
+        return row.cost_per_1k_at_capacity_low, row.cost_per_1k_at_capacity_high
 
     def endpoint_problem(self, base_url: str) -> str | None:
         """Why an endpoint cannot be reached (asked once per URL per study), or None."""
@@ -167,11 +177,11 @@ class Evaluator:
         tp = projected_throughput(bound, sum(lengths.prompt) / len(lengths.prompt),
                                   sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
                                   "analytic bound", 0.0)
-        rows = cost_rows(tp, self.offers(cfg), self.workload.demand, FleetPolicy(), (cfg.pricing,))
+        tp.weights_gb = screened[1].memory.weights_gb
+        rows = cost_rows(tp, self.offers(cfg), self.workload.demand, self.fleet, (cfg.pricing,))
         if not rows:
             return None
-        by_cost = self.spec.objective == "cost_per_1k_requests"
-        return min(r.cost_per_1k_requests if by_cost else (r.monthly_cost or math.inf) for r in rows)
+        return min(self.objective_of(r) or math.inf for r in rows)
 
     def offers(self, cfg: TrialConfig) -> list:
         """The catalog offers hosting this placement (an accelerator's; within the study's providers and regions),
@@ -186,6 +196,16 @@ class Evaluator:
     def offered(self, cfg: TrialConfig) -> bool:
         """Whether the catalog prices this placement under its pricing model."""
         return any(o.hourly(cfg.pricing) is not None for o in self.offers(cfg))
+
+    def pricing_offered(self, hardware: str, devices: int) -> list[str]:
+        """The study's pricing models under which the catalog prices `devices` x `hardware` (in the study's order):
+        what the search space may pair with that placement. This machine is priced once, by the first listed."""
+        pricing = self.spec.space.placements.pricing
+        if hardware == "here":
+            return [pricing[0]]
+        offers = self.offers(TrialConfig(model="", engine="vllm", precision="", max_num_seqs=1, hardware=hardware,
+                                         devices=devices))
+        return [p for p in pricing if any(o.hourly(p) is not None for o in offers)]
 
     def lengths(self, model: str) -> Lengths:
         if model not in self._lengths:
@@ -336,17 +356,18 @@ class Evaluator:
                                       sum(lengths.output) / len(lengths.output), self.workload, cfg.label(),
                                       eff.source, eff.expected_error, band or (None, None), confidence_of(projector))
             offers = self.offers(cfg)
-        rows = cost_rows(tp, offers, self.workload.demand, FleetPolicy(), (cfg.pricing,))
+        if tp.weights_gb is None:  # a measured replica's start-up is its own; the weights stand in where none was
+            tp.weights_gb = projector.memory.weights_gb
+        rows = cost_rows(tp, offers, self.workload.demand, self.fleet, (cfg.pricing,))
         if not rows:
             return TrialOutcome(**base, status="infeasible", capacity_rps=result.capacity_rps,
                                 reason=f"no catalog offer with a {cfg.pricing} price for {cfg.hardware}")
-        row = min(rows, key=lambda r: (r.cost_per_1k_requests, r.monthly_cost or 0))
-        by_cost = self.spec.objective == "cost_per_1k_requests"
-        objective = row.cost_per_1k_requests if by_cost else row.monthly_cost
+        row = min(rows, key=lambda r: (self.objective_of(r), r.cost_per_1k_requests, r.provider, r.region, r.sku))
+        objective = self.objective_of(row)
+        low, high = self.objective_ends(row)
         outcome = TrialOutcome(**base, status="feasible", capacity_rps=result.capacity_rps, ttft_p95_ms=ttft,
                                capacity_low_rps=tp.capacity_low_rps, capacity_high_rps=tp.capacity_high_rps,
-                               objective_low=row.cost_per_1k_requests_low if by_cost else row.monthly_cost_low,
-                               objective_high=row.cost_per_1k_requests_high if by_cost else row.monthly_cost_high,
+                               objective_low=low, objective_high=high,
                                confidence=tp.confidence,
                                slo_observed=dict(best.slo_observed) if best else {}, probes=len(result.probes),
                                requests_per_probe=result.requests_per_probe, cost=row, objective=objective)
@@ -465,8 +486,7 @@ class Evaluator:
             limit, basis = met, f"rate limit met while measuring: 429s at {met:.3g} accepted req/s"
         row = api_cost_row(api.price, w.name, w.tags.as_dict(), mean_in, mean_out, w.demand,
                            cached_share=api.candidate.cached_input_share, token_source=token_source)
-        by_cost = self.spec.objective == "cost_per_1k_requests"
-        objective = row.cost_per_1k_requests if by_cost else row.monthly_cost
+        objective = self.objective_of(row)
         exact = objective if base["latency_measured"] else None  # list prices x measured tokens: no capacity band
         outcome = TrialOutcome(**base, status="feasible", capacity_rps=limit, capacity_basis=basis, cost=row,
                                objective=objective, objective_low=exact, objective_high=exact)

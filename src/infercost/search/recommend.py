@@ -41,9 +41,14 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     found = study_summary(study)
     rows = outcomes(study)
     feasible = sorted([(t, o) for t, o in rows if o.status == "feasible"], key=lambda x: x[1].objective)
+    objective = spec.objective_for(workload)
     rec = Recommendation(
         title=f"Recommendation: {workload.name}", study=study.study_name, mode=spec.mode,
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), objective=objective,
+        no_bill=None if objective == "bill" or spec.objective == "cost_per_1k_at_capacity" else
+        "the workload gives no demand (requests_per_day, peak_rps or an hourly profile), so no bill can be computed: "
+        "figures are at capacity, every replica busy at the target utilisation",
+        fleet=spec.fleet.model_dump(mode="json"),
         workload=WorkloadFacts(name=workload.name, description=workload.description, tags=workload.tags.as_dict(),
                                slo=workload.slo.targets(), max_error_rate=workload.slo.max_error_rate,
                                demand=workload.demand.model_dump(),
@@ -52,31 +57,29 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
         trials=TrialCounts(total=found["trials"], feasible=found["feasible"]),
         rejected=[Lost(**r) for r in found["rejected"]],
         all_trials=[TrialRow(trial=t.number, config=o.config.label(), status=o.status, kind=o.kind,
-                             capacity_rps=o.capacity_rps, cost_per_1k=o.objective if o.status == "feasible" else None,
+                             capacity_rps=o.capacity_rps,
+                             cost_per_1k=o.cost.cost_per_1k_requests if o.status == "feasible" and o.cost else None,
+                             monthly_cost=o.cost.monthly_cost if o.status == "feasible" and o.cost else None,
                              ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score, reason=o.reason,
                              slo_observed=o.slo_observed, capacity_low_rps=o.capacity_low_rps,
                              capacity_high_rps=o.capacity_high_rps,
                              tier=o.confidence.tier if o.confidence else None) for t, o in rows])
+    winner = feasible[0] if feasible else None
     rec.build_or_buy = build_or_buy([(t.number, o) for t, o in rows], workload, catalog,
-                                    {a.name for a in spec.space.apis})
+                                    {a.name for a in spec.space.apis},
+                                    (winner[0].number, winner[1]) if winner else None, spec.fleet)
     rec.quality_unverified = _unverified(rows, feasible[0][1] if feasible else None)
     if not feasible:
         return rec
     t0, best = feasible[0]
     c = best.cost
-    b = rec.build_or_buy
-    if b is not None and b.choice != "none" and b.basis and b.basis.startswith("per month"):
-        chosen = b.best_self_hosted if b.choice == "build" else b.best_api
-        if chosen is not None and chosen.label != best.config.label() and spec.objective != "monthly_cost":
-            b.verdict += (f" The study's recommendation ({best.config.label()}) is chosen on cost per 1k requests "
-                          "at full utilisation; at this workload's demand the bill above is lower (set objective: "
-                          "monthly_cost to search on it).")
-    rec.winner = _winner(t0.number, best, rows, workload, found)
+    rec.winner = _winner(t0.number, best, rows, workload, found, objective)
     rec.decision = spec.constraints.decision
     rec.alternatives = [Alternative(trial=t.number, label=o.config.label(), kind=o.kind,
-                                    cost_per_1k_requests=o.cost.cost_per_1k_requests, ttft_p95_ms=o.ttft_p95_ms,
+                                    cost_per_1k_requests=o.cost.cost_per_1k_requests,
+                                    cost_per_1k_at_capacity=o.cost.cost_per_1k_at_capacity, ttft_p95_ms=o.ttft_p95_ms,
                                     monthly_cost=o.cost.monthly_cost, quality=o.quality_score,
-                                    why_not=_why_not(best, o, spec.objective))
+                                    why_not=_why_not(best, o, objective))
                         for t, o in feasible[1:1 + ALTERNATIVES]]
     w = rec.winner
     if len(feasible) > 1:
@@ -86,9 +89,9 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     _settle(w, best, spec)
     _withhold_unchecked_savings(w, best, workload, evaluator)
     rec.verdict = _verdict(w, feasible)
-    rec.pareto = [ParetoPoint(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.objective,
+    rec.pareto = [ParetoPoint(trial=t.number, label=o.config.label(), cost_per_1k_requests=o.cost.cost_per_1k_requests,
                               ttft_p95_ms=o.ttft_p95_ms, quality=o.quality_score) for t, o in pareto_front(feasible)]
-    rec.placements = placements(best, workload, catalog)[:24] if best.kind != "api" else []
+    rec.placements = placements(best, workload, catalog, spec.fleet)[:24] if best.kind != "api" else []
     if c.mean_input_tokens is not None and c.mean_output_tokens is not None:
         rec.build_vs_buy = sorted(
             [api_cost_row(p, workload.name, workload.tags.as_dict(), c.mean_input_tokens, c.mean_output_tokens,
@@ -99,8 +102,8 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
                                                          if c.monthly_cost is not None else None, replicas_at_peak=None)
                                               for f in DEMAND_FACTORS], spot_note=SPOT_NOTE)
     else:
-        rec.sensitivity = Sensitivity(demand=demand_cases(best, workload, catalog),
-                                      slo=slo_cases(best, workload, evaluator), spot_note=SPOT_NOTE)
+        rec.sensitivity = Sensitivity(demand=demand_cases(best, workload, catalog, spec.fleet),
+                                      slo=slo_cases(best, workload, evaluator, spec.fleet), spot_note=SPOT_NOTE)
     rec.finops = _finops(best, workload)
     rec.quality_examples = _quality_examples(best, workload, evaluator)
     rec.focus_rows = [c]
@@ -108,7 +111,7 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     return rec
 
 
-def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dict) -> Winner:
+def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dict, objective: str) -> Winner:
     c = best.cost
     base = found.get("baseline")
     margins = {}
@@ -134,21 +137,28 @@ def _winner(trial: int, best: TrialOutcome, rows, workload: Workload, found: dic
             f"{k} ({n})" for k, n in sorted(excluded.items(), key=lambda kv: -kv[1]))
     return Winner(
         trial=trial, config=best.config.model_dump(), label=best.config.label(), kind=best.kind,
-        provider=c.provider, region=c.region, sku=c.sku, pricing=c.pricing,
-        cost_per_1k_requests=c.cost_per_1k_requests, cost_per_1m_output_tokens=c.cost_per_1m_output_tokens,
+        provider=c.provider, region=c.region, sku=c.sku, pricing=c.pricing, objective=objective,
+        cost_per_1k_requests=c.cost_per_1k_requests, cost_per_1k_basis=c.cost_per_1k_basis,
+        cost_per_1k_at_capacity=c.cost_per_1k_at_capacity, cost_per_1m_output_tokens=c.cost_per_1m_output_tokens,
         cost_per_1m_total_tokens=c.cost_per_1m_total_tokens, monthly_cost=c.monthly_cost,
+        monthly_requests=c.monthly_requests, replicas_by_hour=c.replicas_by_hour, startup_s=c.startup_s,
+        startup_basis=c.startup_basis, spot_assumption=c.spot_assumption,
         monthly_cost_basis=c.monthly_cost_basis, replicas_at_peak=c.replicas_at_peak, capacity_rps=best.capacity_rps,
         capacity_basis=best.capacity_basis,
         savings_vs_baseline=found["best"][0].get("savings") if found["best"] else None,
-        baseline=BaselineFacts(label=TrialOutcome.model_validate(base).config.label(),
-                               cost_per_1k_requests=base["objective"], status=base["status"],
-                               reason=base["reason"]) if base else None,
+        baseline=_baseline_facts(base) if base else None,
         slo_margins=margins, quality_score=best.quality_score, quality_ci95=best.quality_ci95,
         quality_met=best.quality_met, quality_source=best.quality_source, binding=binding,
         expected_error=best.expected_error, price_source=c.price_source, price_as_of=c.price_as_of,
         confidence=best.confidence, capacity_low_rps=best.capacity_low_rps, capacity_high_rps=best.capacity_high_rps,
         cost_per_1k_requests_low=c.cost_per_1k_requests_low, cost_per_1k_requests_high=c.cost_per_1k_requests_high,
         monthly_cost_low=c.monthly_cost_low, monthly_cost_high=c.monthly_cost_high)
+
+
+def _baseline_facts(base: dict) -> BaselineFacts:
+    o = TrialOutcome.model_validate(base)
+    return BaselineFacts(label=o.config.label(), cost_per_1k_requests=o.cost.cost_per_1k_requests if o.cost else None,
+                         monthly_cost=o.cost.monthly_cost if o.cost else None, status=o.status, reason=o.reason)
 
 
 def objective_interval(o: TrialOutcome) -> tuple[float, float] | None:
@@ -177,8 +187,8 @@ def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
                            f"{oi[0]:.5g}–{oi[1]:.5g}): too close to call on this evidence")
 
 
-def _why_not(best: TrialOutcome, o: TrialOutcome, objective: str = "cost_per_1k_requests") -> str:
-    unit = "per month" if objective == "monthly_cost" else "per 1k requests"
+def _why_not(best: TrialOutcome, o: TrialOutcome, objective: str = "bill") -> str:
+    unit = "per month at this demand" if objective == "bill" else "per 1k requests at capacity"
     text = f"{o.objective / best.objective - 1:.0%} more {unit} than the recommendation"
     verdict = compare(best, o, "it").verdict
     if verdict == "beyond the intervals":

@@ -58,6 +58,7 @@ class SloMargin(Record):
 class BaselineFacts(Record):
     label: str
     cost_per_1k_requests: float | None
+    monthly_cost: float | None = None
     status: str
     reason: str | None = None
 
@@ -79,7 +80,8 @@ class Winner(Record):
         {"confidence", "cost_per_1k_requests_low", "cost_per_1k_requests_high", "monthly_cost_low",
          "monthly_cost_high", "capacity_low_rps", "capacity_high_rps", "versus_runner_up", "versus_baseline",
          "margin_inside_band", "settle_with", "settle_on", "savings_withheld", "quality_settle_with",
-         "capacity_basis"})
+         "capacity_basis", "cost_per_1k_at_capacity", "startup_s", "startup_basis", "spot_assumption",
+         "monthly_requests", "replicas_by_hour"})
 
     trial: int
     config: dict[str, Any]
@@ -89,12 +91,22 @@ class Winner(Record):
     region: str
     sku: str
     pricing: str
+    # what the study minimised: the bill at the workload's demand, or (without a demand) the cost at capacity
+    objective: Literal["bill", "cost_per_1k_at_capacity"] = "bill"
+    # the headline: the bill over the requests served (effective), or at capacity where no bill can be computed
     cost_per_1k_requests: float
+    cost_per_1k_basis: str = "effective"
+    cost_per_1k_at_capacity: float | None = None  # the marginal cost at scale
     cost_per_1m_output_tokens: float | None = None
     cost_per_1m_total_tokens: float | None = None
     monthly_cost: float | None = None
+    monthly_requests: float | None = None
     monthly_cost_basis: str | None = None
     replicas_at_peak: int | None = None
+    replicas_by_hour: list[int] | None = None
+    startup_s: float | None = None
+    startup_basis: str | None = None
+    spot_assumption: str | None = None
     capacity_rps: float | None = None
     capacity_basis: str | None = None  # an API: the rate limit that is its capacity
     savings_vs_baseline: float | None = None
@@ -132,6 +144,7 @@ class Alternative(Record):
     label: str
     kind: str | None
     cost_per_1k_requests: float
+    cost_per_1k_at_capacity: float | None = None
     ttft_p95_ms: float | None = None
     monthly_cost: float | None = None
     quality: float | None = None
@@ -154,7 +167,8 @@ class TrialRow(Record):
     status: str
     kind: str | None = None
     capacity_rps: float | None = None
-    cost_per_1k: float | None = None
+    cost_per_1k: float | None = None  # effective (the bill over the requests served) where there is a demand
+    monthly_cost: float | None = None
     ttft_p95_ms: float | None = None
     quality: float | None = None
     reason: str | None = None
@@ -275,14 +289,19 @@ class Unverified(Record):
 
 class Recommendation(Record):
     """`winner` is None when no configuration met the targets; `rejected` then says why each failed. `verdict` says
-    in one sentence how sure the choice is."""
+    in one sentence how sure the choice is. Every part that names a winner (build or buy, budget, FinOps, the
+    alternatives, the cross-over) speaks of `winner`: one report, one answer."""
 
-    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples", "verdict", "decision", "build_or_buy"})
+    omit_when_none: ClassVar[frozenset[str]] = frozenset({"quality_examples", "verdict", "decision", "build_or_buy",
+                                                          "no_bill"})
 
     title: str
     study: str
     mode: str
     generated_at: str
+    objective: Literal["bill", "cost_per_1k_at_capacity"] = "bill"
+    no_bill: str | None = None  # why no bill could be computed (the workload gives no demand)
+    fleet: dict[str, Any] = Field(default_factory=dict)  # the fleet policy every bill was computed with
     workload: WorkloadFacts
     trials: TrialCounts
     winner: Winner | None = Field(default=None, alias="recommendation")

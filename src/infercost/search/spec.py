@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infercost.capacity.result import CapacityOptions
+from infercost.cost.fleet import FleetPolicy, demand_hours
 from infercost.spec.common import FileSpec, Spec
 from infercost.spec.vocabulary import ENGINE_PRECISIONS, PRICING_MODELS, PricingModel
 
@@ -208,7 +209,12 @@ class StudySpec(FileSpec):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     workload: str = Field(description="workload YAML, relative to the study file")
     mode: Literal["measure", "project", "hybrid"] = "project"
-    objective: Literal["cost_per_1k_requests", "monthly_cost"] = "cost_per_1k_requests"
+    objective: Literal["bill", "cost_per_1k_at_capacity"] | None = Field(
+        default=None, description="bill: the monthly bill at the workload's demand (the default where the workload "
+        "gives a demand); cost_per_1k_at_capacity: every replica busy at the target utilisation, the marginal cost "
+        "at scale (the default, and the only figure, without a demand)")
+    fleet: FleetPolicy = Field(default_factory=FleetPolicy, description="how the fleet is run: target utilisation, "
+                               "minimum replicas, scale step, start-up, spot floor and interruption")
     multi_objective: bool = Field(default=False, description="cost, p95 TTFT and quality: a Pareto front")
     space: SearchSpace
     fixed: dict[str, Any] = Field(default_factory=dict, description="deployment fields set on every trial")
@@ -223,6 +229,20 @@ class StudySpec(FileSpec):
     calibration: str | None = Field(default=None, description="calibration file for projections of `here`")
     quality_sources: list[QualitySource] = Field(
         default_factory=list, description="endpoints that serve models which cannot run here, to score their answers")
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective_names(cls, v: Any) -> Any:
+        """Names of earlier versions: the month was 'monthly_cost'; one replica's price over its capacity was
+        'cost_per_1k_requests', which now names the effective figure, so it is read as what it computed."""
+        return {"monthly_cost": "bill", "cost_per_1k_requests": "cost_per_1k_at_capacity"}.get(v, v)
+
+    def objective_for(self, workload: Any) -> Literal["bill", "cost_per_1k_at_capacity"]:
+        """The objective this study minimises on `workload`: its bill where the workload gives a demand (the bill
+        cannot be computed without one), else the cost at capacity."""
+        if demand_hours(workload.demand) is None:
+            return "cost_per_1k_at_capacity"
+        return self.objective or "bill"
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudySpec":
