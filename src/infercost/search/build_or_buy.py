@@ -10,7 +10,7 @@ from infercost.cost.catalog import Catalog
 from infercost.cost.crossover import cost_curve, crossover, daily_volume
 from infercost.cost.fleet import FleetPolicy
 from infercost.cost.pricing import CostRow, api_cost_row
-from infercost.search.evaluate import TrialOutcome
+from infercost.search.evaluate import TrialOutcome, rank
 from infercost.search.recommendation import BuildOrBuy, BuyOption, Unverified
 from infercost.spec.workload import Workload
 
@@ -20,7 +20,7 @@ CURVES = 3  # self-hosted configurations and APIs drawn each
 def _objective(o: TrialOutcome) -> tuple:
     """Cheapest first on the study's objective (the bill at the workload's demand where there is one): the order
     the recommendation itself is chosen in, so this section can only name its winner."""
-    return (o.objective is None, o.objective or 0.0)
+    return rank(o)
 
 
 def _option(trial: int | None, o: TrialOutcome) -> BuyOption:

@@ -85,6 +85,15 @@ class TrialOutcome(BaseModel):
             capacity_high_rps=self.capacity_high_rps, confidence=self.confidence))
 
 
+def rank(o: TrialOutcome) -> tuple[float, float, float]:
+    """The order in which outcomes are recommended: cheapest on the objective first; outcomes equal on it (at a low
+    demand, many configurations cost one replica's month) by the marginal cost at scale, the one that stays cheaper as
+    demand grows, then by p95 TTFT. One order for the recommendation, build or buy and the study's best."""
+    at_capacity = o.cost.cost_per_1k_at_capacity if o.cost is not None else None
+    return (math.inf if o.objective is None else o.objective, math.inf if at_capacity is None else at_capacity,
+            math.inf if o.ttft_p95_ms is None else o.ttft_p95_ms)
+
+
 class QualityNotCached(Exception):
     pass
 

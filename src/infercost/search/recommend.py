@@ -20,7 +20,7 @@ from infercost.cost.pricing import api_cost_row
 from infercost.metrics.units import METRICS
 from infercost.quality.evaluate import evaluate as evaluate_quality
 from infercost.redact import redact_text, redacted_command
-from infercost.search.evaluate import Evaluator, QualityNotCached, TrialOutcome, no_engine
+from infercost.search.evaluate import Evaluator, QualityNotCached, TrialOutcome, no_engine, rank
 from infercost.search.build_or_buy import build_or_buy
 from infercost.search.recommendation import (Alternative, BaselineFacts, Comparison, DemandCase, Evidence, FinOps,
                                              Lost, ParetoPoint, QualityExample, Recommendation, Sensitivity, SloMargin,
@@ -40,7 +40,7 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     be read from the quality cache; without it those parts are left out."""
     found = study_summary(study)
     rows = outcomes(study)
-    feasible = sorted([(t, o) for t, o in rows if o.status == "feasible"], key=lambda x: x[1].objective)
+    feasible = sorted([(t, o) for t, o in rows if o.status == "feasible"], key=lambda x: rank(x[1]))
     objective = spec.objective_for(workload)
     rec = Recommendation(
         title=f"Recommendation: {workload.name}", study=study.study_name, mode=spec.mode,
@@ -108,6 +108,9 @@ def recommend(study: optuna.Study, spec: StudySpec, workload: Workload, catalog:
     rec.quality_examples = _quality_examples(best, workload, evaluator)
     rec.focus_rows = [c]
     rec.evidence = _evidence(best, command)
+    wrong = rec.contradictions()
+    if wrong:  # a report with two answers is a defect, never a result to render
+        raise AssertionError("the recommendation contradicts itself: " + "; ".join(wrong))
     return rec
 
 
@@ -177,14 +180,25 @@ def compare(best: TrialOutcome, other: TrialOutcome, name: str) -> Comparison:
     if wi is None or oi is None:
         return Comparison(**base, verdict="no intervals", note=f"{gap} (point estimates: no interval recorded)")
     if other.objective is not None and best.objective >= other.objective:  # equal figures (e.g. both one replica's month): a tie
-        return Comparison(**base, verdict="too close to call",
-                          note=f"the same {best.objective:.5g} at the central figures: a tie on this evidence")
+        note = f"the same {_figure(best)} at the central figures: a tie on this evidence"
+        mine, theirs = best.cost.cost_per_1k_at_capacity, other.cost.cost_per_1k_at_capacity if other.cost else None
+        if mine is not None and theirs is not None and mine < theirs:
+            note += (f"; chosen for its lower cost at capacity (${mine:.5f} against ${theirs:.5f} per 1k), which "
+                     "stays cheaper as demand grows")
+        return Comparison(**base, verdict="too close to call", note=note)
     if wi[1] <= oi[0]:  # a measured interval excludes its low-cost end ([low, high) capacity): touching is apart
         return Comparison(**base, verdict="beyond the intervals",
                           note=f"{gap}, beyond the intervals: at most {wi[1]:.5g} against at least {oi[0]:.5g}")
     return Comparison(**base, verdict="too close to call",
                       note=f"{gap} at the central figures, but the intervals overlap ({wi[0]:.5g}–{wi[1]:.5g} against "
                            f"{oi[0]:.5g}–{oi[1]:.5g}): too close to call on this evidence")
+
+
+def _figure(o: TrialOutcome) -> str:
+    """The objective as a reader reads it: a month's bill in dollars, or dollars per 1k requests."""
+    if o.cost is not None and o.cost.monthly_cost is not None and o.objective == o.cost.monthly_cost:
+        return f"${o.objective:,.0f} per month"
+    return f"${o.objective:.5f} per 1k requests"
 
 
 def _why_not(best: TrialOutcome, o: TrialOutcome, objective: str = "bill") -> str:

@@ -321,6 +321,28 @@ class Recommendation(Record):
     decision: str | None = None  # constraints judged at the pessimistic end of each interval, or the central value
     focus_rows: list[CostRow] = Field(default_factory=list, exclude=True)  # what the FOCUS export bills
 
+    def contradictions(self) -> list[str]:
+        """Where a part of the report names another answer than the recommendation (empty: one answer). Build or
+        buy must choose the winner's side and name it, the budget and the FinOps figures must be its bill."""
+        out = []
+        w, b = self.winner, self.build_or_buy
+        if b is not None:
+            if w is None and b.choice != "none":
+                out.append(f"build or buy chooses {b.choice} while nothing is recommended")
+            if w is not None:
+                chosen = b.best_api if b.choice == "buy" else b.best_self_hosted if b.choice == "build" else None
+                side = "buy" if w.kind == "api" else "build"
+                if b.choice != side or chosen is None or chosen.label != w.label:
+                    out.append(f"build or buy names {chosen.label if chosen else b.choice}, the recommendation is "
+                               f"{w.label}")
+        if w is not None and self.finops is not None and self.finops.budget is not None and \
+                self.finops.budget.get("monthly_cost") != w.monthly_cost:
+            out.append(f"the budget is judged on {self.finops.budget.get('monthly_cost')}, the recommendation's bill "
+                       f"is {w.monthly_cost}")
+        if w is not None and any(a.label == w.label for a in self.alternatives):
+            out.append(f"{w.label} is both the recommendation and an alternative")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """report.json's content."""
         return self.model_dump(mode="json", by_alias=True)
