@@ -33,11 +33,12 @@ def test_optimize_then_recommend_then_report_in_three_lines(found, tmp_path):
 
     assert isinstance(rec, Recommendation)
     winner = rec.winner
-    assert winner is not None and winner.cost_per_1k_requests == found.winner.objective
+    assert winner is not None and winner.monthly_cost == found.winner.objective  # the study minimised the bill
+    assert winner.cost_per_1k_requests == found.winner.cost.cost_per_1k_requests
     assert winner.label == found.best[0].config and winner.kind == "projected" and winner.expected_error == 0.4
     # every alternative costs more and says by how much; every other trial says why it lost
     for alt in rec.alternatives:
-        assert alt.cost_per_1k_requests >= winner.cost_per_1k_requests and "more per 1k requests" in alt.why_not
+        assert alt.cost_per_1k_requests >= winner.cost_per_1k_requests and "more per month at this demand" in alt.why_not
     assert {r.trial for r in rec.rejected} | {t.trial for t in rec.all_trials if t.status == "feasible"} == \
         {t.trial for t in rec.all_trials}
     assert all(r.reason for r in rec.rejected)

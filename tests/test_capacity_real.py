@@ -136,7 +136,10 @@ def test_cost_command_prices_the_measured_capacity(capacity, tmp_path):
     assert self_hosted and all(r["accelerator"] == "none" for r in self_hosted)
     for r in self_hosted:
         assert r["capacity_rps"] == pytest.approx(result.capacity_rps)
-        assert r["cost_per_1k_requests"] == pytest.approx(r["hourly_price"] / (result.capacity_rps * 3600) * 1000)
+        # at capacity: every replica busy at the default 70% target; the headline: the month's bill per 1k served
+        assert r["cost_per_1k_at_capacity"] == pytest.approx(
+            r["effective_hourly_price"] / (result.capacity_rps * 0.7 * 3600) * 1000)
+        assert r["cost_per_1k_requests"] == pytest.approx(r["monthly_cost"] / r["monthly_requests"] * 1000)
         assert r["tags"] == workload.tags.as_dict() and r["price_source"].startswith("http")
         assert r["monthly_cost"] > 0 and r["replicas_at_peak"] >= 1
     api = next(r for r in rows if r["kind"] == "api")

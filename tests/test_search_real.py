@@ -64,6 +64,6 @@ def test_the_demo_writes_its_report(study):
     result, _ = study
     html = Path(result["report"]["html"])
     data = json.loads(Path(result["report"]["json"]).read_text())
-    assert html.is_file() and data["recommendation"]["cost_per_1k_requests"] == pytest.approx(
+    assert html.is_file() and data["recommendation"]["monthly_cost"] == pytest.approx(
         result["best"][0]["outcome"]["objective"])
     assert data["evidence"]["kind"] in ("measured", "projected") and data["finops"]["budget"]

@@ -72,7 +72,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
             raise InputError(f"unknown pricing model {p!r}: expected {', '.join(PRICING_MODELS)}", field="--pricing")
     policy = validate(FleetPolicy, {k: v for k, v in {
         "target_utilisation": args.utilisation, "min_replicas": args.min_replicas, "scale_step": args.scale_step,
-        "autoscale": False if args.no_autoscale else None}.items() if v is not None}, source="command line")
+        "autoscale": False if args.no_autoscale else None, "on_demand_floor": args.on_demand_floor,
+        "spot_hours_lost": args.spot_hours_lost, "scale_up_s": args.scale_up_s}.items() if v is not None},
+        source="command line")
     onprem = [validate(OnPremServer, read_yaml(f), source=f).offer() for f in args.onprem or ()]
     filters = {k: getattr(args, k) for k in ("provider", "region", "accelerator", "sku") if getattr(args, k)}
     all_rows, outputs = [], []
@@ -119,10 +121,15 @@ def add_parsers(sub) -> None:
     for flag in ("provider", "region", "accelerator", "sku"):
         cost.add_argument(f"--{flag}", help=f"price on offers with this {flag} (default: the hardware measured on)")
     cost.add_argument("--pricing", help=f"comma-separated: {','.join(PRICING_MODELS)} (default: all)")
-    cost.add_argument("--utilisation", type=float, help="target share of SLO capacity (headroom), default 1")
+    cost.add_argument("--utilisation", type=float, help="target share of SLO capacity (headroom), default 0.7")
     cost.add_argument("--min-replicas", type=int)
     cost.add_argument("--scale-step", type=int)
     cost.add_argument("--no-autoscale", action="store_true", help="provision for the peak around the clock")
+    cost.add_argument("--on-demand-floor", type=int, help="replicas of a spot fleet kept on demand, default 1")
+    cost.add_argument("--spot-hours-lost", type=float,
+                      help="share of spot hours lost to interruption (default: the provider's rate)")
+    cost.add_argument("--scale-up-s", type=float, help="seconds an added replica is paid before it serves "
+                      "(default: the measured start-up)")
     cost.add_argument("--onprem", action="append", help="YAML describing an owned server (repeatable)")
     cost.add_argument("--api", action="append", metavar="PROVIDER/MODEL",
                       help="also price the measured token counts at a hosted model's prices (build vs buy)")
