@@ -20,6 +20,7 @@ def test_the_demo_space_has_no_combination_the_search_rejects(tmp_path: Path):
     workload = load_workload(spec.resolve(spec.workload))
     evaluator = Evaluator(spec, workload, RunStore(tmp_path), load_catalog())
     configs = enumerate_space(spec)
+    assert enumerate_space(spec, evaluator.pricing_offered) == configs  # the catalog prices every placement in it
     assert spec.n_trials == len(configs)  # the grid runs the whole space, once
     assert {c.hardware for c in configs if c.engine == "transformers"} == {"here"}
     assert {c.pricing for c in configs if c.hardware == "here"} == {spec.space.placements.pricing[0]}

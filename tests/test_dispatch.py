@@ -1,5 +1,6 @@
 """The parts of cluster dispatch that need no cluster: which Ray resources a placement asks for, which placements a
-cluster cannot take and why, and the one-line errors of `--executor`, `--address` and the stand-in variable."""
+cluster cannot take and why, the one-line errors of `--executor`, `--address` and the stand-in variable, and the
+driver's loop spending its budget on distinct configurations (on a Ray instance of this process's own)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,23 @@ def test_without_ray_the_executor_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as on a machine without the extra
     with pytest.raises(InputError, match=r"^--executor: the ray executor needs Ray: pip install 'infercost\[ray\]'$"):
         executor_for("ray")
+
+
+def test_the_ray_driver_spends_its_budget_on_distinct_configurations(tmp_path):
+    """A projected study runs its trials in the driver: three configurations and a budget of 20 end with each
+    evaluated once, the other proposals answered from the study, and the loop ended once none is left."""
+    pytest.importorskip("ray")
+    from infercost import api
+    from infercost.search.space import enumerate_space
+    from infercost.search.study import STALL, evaluated_trials, is_repeat
+
+    from test_search import TINY, spec_and_evaluator
+
+    spec, evaluator = spec_and_evaluator(tmp_path, space=TINY, n_trials=20, baseline=None)
+    found = api.optimize(spec, storage=f"sqlite:///{tmp_path / 's.db'}", results_dir=tmp_path, executor="ray")
+    study = found.optuna_study
+    keys = sorted(t.user_attrs["config_key"] for t in evaluated_trials(study))
+    assert keys == sorted(c.key() for c in enumerate_space(spec, evaluator.pricing_offered)) and len(keys) == 3
+    trials = study.get_trials()
+    assert found.trials == 3 and found.answered_from_study == len(trials) - 3
+    assert all(is_repeat(t) for t in trials[-STALL:]) and all(t.state.is_finished() for t in trials)

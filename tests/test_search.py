@@ -1,7 +1,7 @@
 """The Optuna search in project mode (fast: every trial is a simulation): the space and its conditional
-parameters, screening with reasons, reuse of identical configurations, the best configuration against exhaustive
-enumeration, resume after a worker is killed, and two workers sharing one storage. The measured search on the CPU
-is in test_search_real."""
+parameters, screening with reasons, the budget spent on distinct configurations only, the best configuration against
+exhaustive enumeration, resume after a worker is killed, and two workers sharing one storage. The measured search on
+the CPU is in test_search_real."""
 
 import json
 import os
@@ -19,7 +19,7 @@ from infercost.cost.catalog import load_catalog
 from infercost.search.evaluate import Evaluator
 from infercost.search.results import summary, trials_frame
 from infercost.search.space import enumerate_space
-from infercost.search.study import open_study, run_study, storage_for
+from infercost.search.study import STALL, evaluated_trials, is_repeat, open_study, run_study, storage_for
 from infercost.spec import load_workload
 from infercost.store import RunStore
 
@@ -83,19 +83,26 @@ def test_grid_study_finds_the_exhaustive_optimum_and_reuses_nothing(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     study = run_study(spec, ev, storage)
     frame = trials_frame(study)
-    assert len(frame) == 48 and frame["reused_from"].isna().all()
+    # 48 configurations less the 8 on two L4s, which no catalog offer hosts: the whole space, each once
+    assert len(enumerate_space(spec, ev.pricing_offered)) == 40
+    assert len(frame) == 40 and len(study.get_trials()) == 40 and frame["reused_from"].isna().all()
     feasible = frame[frame["status"] == "feasible"]
     result = summary(study)
     assert result["best"][0]["outcome"]["objective"] == pytest.approx(feasible["cost_per_1k"].min())
     assert (frame["status"] == "rejected").any() and frame.loc[frame["status"] == "rejected", "reason"].notna().all()
 
 
-def test_identical_configurations_are_not_evaluated_twice(tmp_path):
-    spec, ev = spec_and_evaluator(tmp_path, sampler="random", n_trials=20,
-                                  space={**STUDY["space"], "models": ["llama-3.1-8b"], "max_num_seqs": [64],
-                                         "precisions": {"vllm": ["bfloat16"]},
-                                         "placements": {"hardware": ["H100-SXM", "L4"], "devices": [1],
-                                                        "pricing": ["on_demand"]}})
+TINY = {**STUDY["space"], "models": ["llama-3.1-8b", "llama-3.1-70b"], "max_num_seqs": [64],
+        "precisions": {"vllm": ["bfloat16"]}, "apis": ["groq/llama-3.1-8b-instant"],
+        "placements": {"hardware": ["H100-SXM"], "devices": [1], "pricing": ["on_demand"]}}
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_space_smaller_than_the_budget_is_evaluated_once_and_the_study_ends(tmp_path, sampler):
+    """Three configurations (two models on one H100, and an API whatever `model` is drawn with it) and a budget of
+    20: each evaluated once, every other proposal answered from the study, and the study ends once the sampler has
+    proposed only evaluated configurations STALL times in a row and none is left to queue."""
+    spec, ev = spec_and_evaluator(tmp_path, sampler=sampler, n_trials=20, baseline=None, space=TINY)
     calls = []
     original = ev.evaluate
 
@@ -105,9 +112,18 @@ def test_identical_configurations_are_not_evaluated_twice(tmp_path):
 
     ev.evaluate = counting
     study = run_study(spec, ev, f"sqlite:///{tmp_path / 's.db'}")
+    space = sorted(c.key() for c in enumerate_space(spec, ev.pricing_offered))
+    assert len(space) == 3 and sorted(calls) == space  # each configuration evaluated once
     frame = trials_frame(study)
-    assert len(frame) == 20 and len(calls) == len(set(calls)) == 2
-    assert frame["reused_from"].notna().sum() == 18
+    assert sorted(frame["trial"].map(lambda n: study.trials[n].user_attrs["config_key"])) == space
+    trials = study.get_trials()
+    evaluated = {t.user_attrs["config_key"]: t for t in evaluated_trials(study)}
+    for t in trials:
+        if is_repeat(t):  # answered with the evaluated trial's outcome and value
+            first = evaluated[t.user_attrs["config_key"]]
+            assert t.user_attrs["reused_from"] == first.number and t.values == first.values
+    assert all(is_repeat(t) for t in trials[-STALL:])
+    assert summary(study)["trials"] == 3 and summary(study)["answered_from_study"] == len(trials) - 3
 
 
 def _worker(spec_path: Path, storage: str, tmp_path: Path, n_trials: int) -> subprocess.Popen:
@@ -138,21 +154,22 @@ def test_resume_after_sigkill_loses_and_repeats_no_completed_trial(tmp_path):
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     before = {t.number: (t.state, t.values, t.user_attrs.get("config_key")) for t in _finished(storage)}
-    assert 6 <= len(before) < 40
+    assert 6 <= len([t for t in _finished(storage) if not is_repeat(t)]) < 40
     time.sleep(7)  # past the heartbeat grace period: the killed worker's running trial is stale
     resumed = _worker(spec_path, storage, tmp_path, 40)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode in (0, 1), err
     after = _finished(storage)
     numbers = [t.number for t in after]
-    assert len(numbers) == len(set(numbers)) and len(after) == 40
+    # the space after the catalog holds 40 configurations (no offer hosts two L4s): the budget buys all of them
+    assert len(numbers) == len(set(numbers)) and len([t for t in after if not is_repeat(t)]) == 40
     for t in after:  # every trial completed before the kill is still there, unchanged
         if t.number in before:
             assert (t.state, t.values, t.user_attrs.get("config_key")) == before[t.number]
     study = optuna.load_study(study_name="t", storage=storage_for(storage))
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.get_trials())
-    evaluated = [t.user_attrs["config_key"] for t in after if "reused_from" not in t.user_attrs]
-    assert len(evaluated) == len(set(evaluated))  # no configuration was evaluated twice
+    evaluated = [t.user_attrs["config_key"] for t in after if not is_repeat(t)]
+    assert len(evaluated) == len(set(evaluated)) == 40  # no configuration was evaluated twice
 
 
 def _two_workers(tmp_path, storage: str) -> None:
@@ -164,7 +181,10 @@ def _two_workers(tmp_path, storage: str) -> None:
     after = _finished(storage)
     numbers = [t.number for t in after]
     assert len(numbers) == len(set(numbers))
-    assert 24 <= len(after) <= 25  # each worker stops once 24 are finished; one may be in flight at that moment
+    evaluated = [t.user_attrs["config_key"] for t in after if not is_repeat(t)]
+    # each worker stops once 24 are evaluated; one may be in flight at that moment. A proposal of a configuration
+    # the other worker is evaluating waits for its outcome: none is evaluated twice
+    assert 24 <= len(evaluated) <= 25 and len(evaluated) == len(set(evaluated))
     study = optuna.load_study(study_name="t", storage=storage_for(storage))
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.get_trials())
     assert all("outcome" in t.user_attrs for t in after)

@@ -18,8 +18,9 @@ from infercost.search.dispatch import executor_for
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.hosted import check_apis
 from infercost.search.results import StudyResult, baseline_config
+from infercost.search.space import placing
 from infercost.search.spec import StudySpec
-from infercost.search.study import (TrialSteps, default_storage, finished_trials, open_study, run_trials,
+from infercost.search.study import (TrialSteps, default_storage, evaluated_trials, open_study, run_trials,
                                     setup_study, storage_for)
 from infercost.spec.workload import Workload
 from infercost.store import RunStore
@@ -44,7 +45,8 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
              on_start: Callable[[int, int, str], None] | None = None, on_trial: OnTrial | None = None,
              sources: tuple[str, str] | None = None, executor: str | None = None,
              address: str | None = None, jobs: int = 1) -> StudyResult:
-    """Runs until the study holds `spec.n_trials` finished trials (those stored count: a rerun resumes).
+    """Runs until the study holds `spec.n_trials` evaluated configurations (those stored count: a rerun resumes;
+    proposals answered from the study do not), or its whole space is evaluated.
     `on_start(done, wanted, storage)` is called once before the first trial; `on_trial(trial, outcome, reused)` after each.
     `sources` names the study and workload files in error messages. `executor="ray"` measures each placement on a
     node of the Ray cluster at `address` that has its accelerator (see `dispatch`). `jobs` > 1 runs a projected
@@ -56,13 +58,14 @@ def optimize(spec: StudySpec, workload: Workload, *, storage: str | None = None,
     storage = storage or default_storage(results_dir, spec)
     evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
     check_apis(spec, evaluator.catalog, study_source)  # a vendor or model not in the catalog: one line, exit 2
-    study = open_study(spec, storage, study_name)
+    placing(spec, evaluator.pricing_offered, study_source)  # no accelerator the catalog prices: one line, exit 2
+    study = open_study(spec, storage, study_name, evaluator.pricing_offered)
     dispatcher = executor_for(executor, address, study_store(results_dir, study_name or spec.name).root)
     try:
         if dispatcher is not None:
             dispatcher.attach(evaluator)
         if on_start is not None:
-            on_start(len(finished_trials(study)), spec.n_trials, storage)
+            on_start(len(evaluated_trials(study)), spec.n_trials, storage)
         if spec.baseline is not None and "baseline" not in study.user_attrs:
             cfg = baseline_config(spec.baseline)
             outcome = dispatcher.evaluate(cfg) if dispatcher else asyncio.run(evaluator.evaluate(cfg))
@@ -121,7 +124,7 @@ def _helper(spec: StudySpec, workload: Workload, storage: str, study_name: str |
             catalog: Catalog, requeued: set[str], wanted: int, share: tuple[int, int] = (0, 1),
             todo: list[int] | None = None) -> None:
     evaluator = evaluator_for(spec, workload, results_dir, study_name, catalog)
-    steps = TrialSteps(open_study(spec, storage, study_name), spec, evaluator)
+    steps = TrialSteps(open_study(spec, storage, study_name, evaluator.pricing_offered), spec, evaluator)
     steps.requeued = requeued
     run_trials(steps, wanted, share=share, todo=todo)
 

@@ -14,7 +14,7 @@ from infercost.search.evaluate import TrialOutcome
 from infercost.search.recommendation import Lost, Record
 from infercost.search.space import TrialConfig
 from infercost.search.spec import StudySpec
-from infercost.search.study import best, outcomes
+from infercost.search.study import answered_from_study, best, outcomes
 from infercost.spec.deployment import TransformersDeployment, VllmDeployment
 from infercost.spec.workload import Workload
 
@@ -22,6 +22,7 @@ _DEPLOYMENTS = {"vllm": VllmDeployment, "transformers": TransformersDeployment}
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per evaluated configuration (proposals answered from the study are not trials of it)."""
     rows = []
     for t, o in outcomes(study):
         c = o.config
@@ -76,7 +77,7 @@ def summary(study: optuna.Study, quality_target: bool = False) -> dict[str, Any]
     base_o = TrialOutcome.model_validate(base) if base else None
     all_o = outcomes(study)
     out: dict[str, Any] = {
-        "study": study.study_name, "trials": len(all_o),
+        "study": study.study_name, "trials": len(all_o), "answered_from_study": answered_from_study(study),
         "feasible": sum(o.status == "feasible" for _, o in all_o),
         "rejected": [{"trial": t.number, "config": o.config.label(), "status": o.status, "reason": o.reason}
                      for t, o in all_o if o.status != "feasible"],
@@ -111,7 +112,8 @@ class StudyResult(Record):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     study: str
-    trials: int
+    trials: int  # configurations evaluated
+    answered_from_study: int = 0  # proposals of an evaluated configuration, answered with its outcome
     feasible: int
     rejected: list[Lost]
     best: list[BestTrial]

@@ -1,17 +1,20 @@
 """The search space as Optuna sees it. Conditional parameters get their own names per branch (an engine's precisions,
 vLLM's KV-cache dtype), so each sampler models them apart. `enumerate_space` lists every configuration, for the grid
-sampler and for exhaustive checks."""
+sampler and for exhaustive checks. Given what the catalog offers (`Offered`), the space holds only placements it
+prices: a configuration without an offer would use a trial to learn only that."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import optuna
 from pydantic import BaseModel
 
+from infercost.errors import InputError
 from infercost.search.spec import API_PREFIX, PROJECTED_ENGINES, IntRange, SearchSpace, StudySpec
 from infercost.spec.vocabulary import CONCRETE_DTYPES
 
@@ -103,11 +106,59 @@ def engine_choices(space: SearchSpace) -> list[str]:
     return [*space.engines, API_PREFIX] if space.apis else list(space.engines)
 
 
-def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
+Offered = Callable[[str, int], list[str]]  # (hardware, devices) -> the pricing models the catalog prices it under
+
+
+@dataclass(frozen=True)
+class Placing:
+    """The placements the space holds: the accelerators with some offer, each with its device counts that have one,
+    each of those with its pricing models that do (this machine: one, see `hardware_for`)."""
+
+    hardware: list[str]
+    devices: dict[str, list[int]]
+    pricing: dict[tuple[str, int], list[str]]
+
+
+def placing(spec: StudySpec, offered: Offered | None = None, source: str | None = None) -> Placing:
+    """The study's placements as the catalog offers them (`offered` None: all of them, unpriced or not). A study
+    none of whose accelerators has an offer is a one-line error naming `source` (default: the study's name)."""
+    p = spec.space.placements
+    devices: dict[str, list[int]] = {}
+    pricing: dict[tuple[str, int], list[str]] = {}
+    for hardware in p.hardware:
+        for count in ([1] if hardware == "here" else p.devices):
+            terms = [p.pricing[0]] if hardware == "here" else list(p.pricing) if offered is None else \
+                [t for t in p.pricing if t in offered(hardware, count)]
+            if terms:
+                devices.setdefault(hardware, []).append(count)
+                pricing[(hardware, count)] = terms
+    accelerators = [h for h in p.hardware if h != "here"]
+    if accelerators and not any(h in devices for h in accelerators):
+        within = "".join(f" {word} {_or(v)}" for word, v in (("from", p.providers), ("in", p.regions)) if v)
+        raise InputError(f"no catalog offer prices {', '.join(accelerators)} on {_or(p.pricing)} terms with "
+                         f"{_or(p.devices)} device(s){within}: expected accelerators the catalog sells (see "
+                         "`infercost catalog list`)", source=source or spec.name, field="space.placements")
+    return Placing([h for h in p.hardware if h in devices], devices, pricing)
+
+
+def _or(values: list[Any]) -> str:
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def _name(name: str, choices: list[Any], full: list[Any]) -> str:
+    """A placement parameter's name: its own while its choices are the study's, else named after them. Optuna keeps
+    one distribution per name, and a seeded study of an unpruned space draws what it drew before."""
+    return name if list(choices) == list(full) else f"{name}[{','.join(map(str, choices))}]"
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec, offered: Offered | None = None) -> TrialConfig:
     s, p = spec.space, spec.space.placements
-    model = trial.suggest_categorical("model", s.models)  # first, as always: a seed draws what it drew before
+    # `model` first, as always: a seed draws what it drew before. An API trial leaves it unused, so one API is
+    # proposed under several parameter sets; the study answers each after the first from its outcome.
+    model = trial.suggest_categorical("model", s.models)
     engine = trial.suggest_categorical("engine", engine_choices(s))
-    if engine == API_PREFIX:  # `model` is then unused: the API's own model is the next choice
+    if engine == API_PREFIX:  # the API's own model is the next choice
         return TrialConfig.for_api(trial.suggest_categorical("api", [a.name for a in s.apis]))
     precision = trial.suggest_categorical(f"precision_{engine}", s.precisions_for(engine))
     if isinstance(s.max_num_seqs, IntRange):
@@ -119,47 +170,60 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> TrialConfig:
     if engine == "vllm":
         mnbt = trial.suggest_categorical("vllm_max_num_batched_tokens", s.max_num_batched_tokens)
         kv = trial.suggest_categorical("vllm_kv_cache_dtype", s.kv_cache_dtype)
-    hardware = trial.suggest_categorical("hardware", p.hardware) if engine in PROJECTED_ENGINES else "here"
-    devices = 1 if hardware == "here" else trial.suggest_categorical("devices", p.devices)
-    pricing = p.pricing[0] if hardware == "here" else trial.suggest_categorical("pricing", p.pricing)
+    where = placing(spec, offered)
+    hardware, devices, pricing = "here", 1, p.pricing[0]
+    if engine in PROJECTED_ENGINES:
+        hardware = trial.suggest_categorical(_name("hardware", where.hardware, p.hardware), where.hardware)
+    if hardware != "here":
+        counts = where.devices[hardware]
+        devices = trial.suggest_categorical(_name("devices", counts, p.devices), counts)
+        terms = where.pricing[(hardware, devices)]
+        pricing = trial.suggest_categorical(_name("pricing", terms, p.pricing), terms)
     return TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix, kv_cache_dtype=kv,
                        hardware=hardware, devices=devices, pricing=pricing)
 
 
-def enumerate_space(spec: StudySpec) -> list[TrialConfig]:
+def enumerate_space(spec: StudySpec, offered: Offered | None = None) -> list[TrialConfig]:
+    """Every configuration `suggest` can return, in an order that does not change while nothing is pruned (the
+    exhaustive sampler's indices point into it)."""
     s, p = spec.space, spec.space.placements
+    where = placing(spec, offered)
     out = []
     for model, engine in itertools.product(s.models, s.engines):
         vllm = engine == "vllm"
         for precision, seqs, prefix, mnbt, kv, hardware, pricing in itertools.product(
                 s.precisions_for(engine), _seqs_values(s), s.enable_prefix_caching,
                 s.max_num_batched_tokens if vllm else [None], s.kv_cache_dtype if vllm else ["auto"],
-                hardware_for(engine, p.hardware), p.pricing):
-            if hardware == "here" and pricing != p.pricing[0]:
-                continue  # this machine is priced once (see hardware_for)
-            for devices in ([1] if hardware == "here" else p.devices):
+                hardware_for(engine, where.hardware), p.pricing):
+            for devices in where.devices[hardware]:
+                if pricing not in where.pricing[(hardware, devices)]:
+                    continue  # no offer on these terms (and this machine is priced once, see hardware_for)
                 out.append(TrialConfig(model=model, engine=engine, precision=precision, max_num_seqs=seqs,
                                        max_num_batched_tokens=mnbt, enable_prefix_caching=prefix,
                                        kv_cache_dtype=kv, hardware=hardware, devices=devices, pricing=pricing))
     return out + [TrialConfig.for_api(a.name) for a in s.apis]
 
 
-def params_for(cfg: TrialConfig, spec: StudySpec, space_keys: set[str] | None = None) -> dict[str, Any] | None:
-    """Optuna parameters that make `suggest` return `cfg` (to enqueue today's plan first), or None if the
+def params_for(cfg: TrialConfig, spec: StudySpec, space_keys: set[str] | None = None,
+               offered: Offered | None = None) -> dict[str, Any] | None:
+    """Optuna parameters that make `suggest` (given the same `offered`) return `cfg`, to enqueue it, or None if the
     configuration is outside the space (`space_keys`: the space's configuration keys, when the caller has them)."""
-    if cfg.key() not in (space_keys if space_keys is not None else {c.key() for c in enumerate_space(spec)}):
+    if cfg.key() not in (space_keys if space_keys is not None else
+                         {c.key() for c in enumerate_space(spec, offered)}):
         return None
     if cfg.is_api:
         return {"model": spec.space.models[0], "engine": API_PREFIX, "api": cfg.model}
     params: dict[str, Any] = {"model": cfg.model, "engine": cfg.engine, f"precision_{cfg.engine}": cfg.precision,
                               "max_num_seqs": cfg.max_num_seqs, "enable_prefix_caching": cfg.enable_prefix_caching}
-    if cfg.engine in PROJECTED_ENGINES:
-        params["hardware"] = cfg.hardware
     if cfg.engine == "vllm":
         params["vllm_max_num_batched_tokens"] = cfg.max_num_batched_tokens
         params["vllm_kv_cache_dtype"] = cfg.kv_cache_dtype
+    p, where = spec.space.placements, placing(spec, offered)
+    if cfg.engine in PROJECTED_ENGINES:
+        params[_name("hardware", where.hardware, p.hardware)] = cfg.hardware
     if cfg.hardware != "here":
-        params["devices"] = cfg.devices
-        params["pricing"] = cfg.pricing
+        counts, terms = where.devices[cfg.hardware], where.pricing[(cfg.hardware, cfg.devices)]
+        params[_name("devices", counts, p.devices)] = cfg.devices
+        params[_name("pricing", terms, p.pricing)] = cfg.pricing
     return params

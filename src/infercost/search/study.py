@@ -1,9 +1,10 @@
 """The Optuna study. A trial is one configuration: sampled, evaluated (see `evaluate`), and stored with its whole
 outcome in `user_attrs`. Each trial sets its summed constraint violation (Optuna's `constraints_func` before
 Optuna 5), so TPE and NSGA-II steer towards feasible configurations. Screened-out configurations are pruned with
-their reason. A configuration evaluated before is not evaluated again: its outcome is copied. Storage is any
-SQLAlchemy URL (a SQLite file by default), so several workers can share one study and an interrupted one resumes
-where it stopped."""
+their reason. The budget buys distinct evaluations: a proposal of a configuration evaluated before is answered from
+the study (recorded for the sampler, not counted, not shown as a trial), and a sampler that keeps proposing evaluated
+configurations is handed an unevaluated one. Storage is any SQLAlchemy URL (a SQLite file by default), so several
+workers can share one study and an interrupted one resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -26,12 +28,17 @@ from optuna.trial import TrialState
 from infercost.errors import InputError
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.samplers import GRID_PARAM, ExhaustiveSampler, taken_indices
-from infercost.search.space import TrialConfig, enumerate_space, params_for, suggest
+from infercost.search.space import Offered, TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
-from infercost.search.warm_start import warm_start
+from infercost.search.warm_start import ranked, warm_start
 
 HEARTBEAT_S = 2
 PENALTY = 1e9  # objective of a configuration with no capacity: worse than any price, still comparable
+# Proposals in a row answered from the study before an unevaluated configuration is queued: TPE on a small or
+# well-explored space can propose the same few configurations indefinitely, and they no longer use the budget.
+STALL = 10
+POLL_S = 0.25  # how often a trial waiting for another one evaluating its configuration looks at the storage
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -123,8 +130,11 @@ def summed_violation(values: list[float]) -> float:
     return sum(positive) if positive else max(values)
 
 
-def open_study(spec: StudySpec, storage: str, study_name: str | None = None) -> optuna.Study:
-    space = enumerate_space(spec) if spec.sampler == "grid" else []
+def open_study(spec: StudySpec, storage: str, study_name: str | None = None,
+               offered: Offered | None = None) -> optuna.Study:
+    """`offered`: the catalog's pricing models per placement (the evaluator's `pricing_offered`), so the
+    exhaustive sampler orders the space the trials draw from."""
+    space = enumerate_space(spec, offered) if spec.sampler == "grid" else []
     directions = ["minimize", "minimize", "maximize"] if spec.multi_objective else ["minimize"]
     study = optuna.create_study(study_name=study_name or spec.name, storage=storage_for(storage),
                                 sampler=_sampler(spec, space), directions=directions, load_if_exists=True)
@@ -133,7 +143,25 @@ def open_study(spec: StudySpec, storage: str, study_name: str | None = None) -> 
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    return [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED]
+
+
+def is_repeat(trial: optuna.trial.FrozenTrial) -> bool:
+    """A proposal of a configuration the study had evaluated, answered with that trial's outcome: kept so the
+    sampler sees what it proposed, but no evaluation: it uses no budget and is not one of the study's trials. (A
+    trial re-judged on quality is a deliberate new evaluation; one reusing the baseline holds its configuration.)"""
+    reused = trial.user_attrs.get("reused_from")
+    return isinstance(reused, int) and not trial.user_attrs.get("quality_rejudged")
+
+
+def evaluated_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The finished trials that count: what the budget bought."""
+    return [t for t in finished_trials(study) if not is_repeat(t)]
+
+
+def answered_from_study(study: optuna.Study) -> int:
+    """Proposals the study answered from an earlier evaluation."""
+    return sum(is_repeat(t) for t in finished_trials(study))
 
 
 def _recover_stale(study: optuna.Study) -> None:
@@ -171,47 +199,117 @@ def _dead_before_first_heartbeat(study: optuna.Study) -> list[tuple[int, dict]]:
     return [(tid, storage.get_trial(tid).params) for tid in out]
 
 
+@dataclass
+class Plan:
+    """What a trial does with its configuration: evaluate it (`reuse` None), take an earlier outcome (`repeat`: one
+    of the study's own, so no evaluation; else the baseline's), or judge one again on quality (`rejudge`).
+    `running`: the id of an earlier trial evaluating it now, whose outcome to wait for."""
+
+    cfg: TrialConfig
+    reuse: TrialOutcome | None = None
+    rejudge: bool = False
+    repeat: bool = False
+    running: int | None = None
+
+
 class TrialSteps:
     """What every trial does around its evaluation, wherever that runs (this process, or a cluster node): choose the
-    configuration, reuse an earlier outcome of it, and store the outcome and its constraints with the trial."""
+    configuration, answer it from the study if it was evaluated, and store the outcome and its constraints with the
+    trial."""
 
     def __init__(self, study: optuna.Study, spec: StudySpec, evaluator: Evaluator,
                  on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None):
         self.study, self.spec, self.evaluator, self.on_trial = study, spec, evaluator, on_trial
-        self.grid = enumerate_space(spec) if spec.sampler == "grid" else None
+        self.offered: Offered = evaluator.pricing_offered
+        self.grid = enumerate_space(spec, self.offered) if spec.sampler == "grid" else None
         self.requeued: set[str] = set()
+        self.in_a_row = 0  # proposals answered from the study since the last evaluation
+        self.exhausted = False  # every configuration of the space is evaluated, running or queued
+        self._unevaluated: list[TrialConfig] | None = None
 
-    def prepare(self, trial: optuna.Trial) -> tuple[TrialConfig, TrialOutcome | None, bool]:
-        """The trial's configuration, the outcome to reuse (None: evaluate it), and whether that outcome is to be
-        judged again on quality."""
+    def prepare(self, trial: optuna.Trial) -> Plan:
+        """The trial's configuration and what to do with it."""
         grid = self.grid
-        cfg = grid[trial.suggest_int(GRID_PARAM, 0, len(grid) - 1)] if grid else suggest(trial, self.spec)
+        cfg = grid[trial.suggest_int(GRID_PARAM, 0, len(grid) - 1)] if grid else suggest(trial, self.spec,
+                                                                                          self.offered)
+        trial.set_user_attr("config_key", cfg.key())
+        return self.answer(trial, cfg)
+
+    def answer(self, trial: optuna.Trial, cfg: TrialConfig) -> Plan:
+        """The latest outcome of this configuration (a trial re-judged on quality supersedes the one before), an
+        earlier trial evaluating it now, or nothing: then it is evaluated."""
         key = cfg.key()
-        trial.set_user_attr("config_key", key)
-        # the latest outcome of this configuration (a trial re-judged on quality supersedes the one before); the
-        # exhaustive sampler gives each configuration once, so only a requeued one is looked up there
-        earlier = None if self.grid is not None and key not in self.requeued else next(
-            (t for t in reversed(finished_trials(self.study)) if t.user_attrs.get("config_key") == key
-             and "outcome" in t.user_attrs), None)
-        baseline = self.study.user_attrs.get("baseline")
+        trials = self.study.get_trials(deepcopy=False)
+        earlier = next((t for t in reversed(trials) if t.state in FINISHED and t.number != trial.number
+                        and t.user_attrs.get("config_key") == key and "outcome" in t.user_attrs
+                        and not is_repeat(t)), None)
         if earlier is not None:
             trial.set_user_attr("reused_from", earlier.number)
             outcome = TrialOutcome.model_validate(earlier.user_attrs["outcome"])
-            rejudge = Evaluator.quality_unverified(outcome) and key in self.requeued
-            if rejudge:
+            if key in self.requeued and Evaluator.quality_unverified(outcome):
+                self.requeued.discard(key)  # judged once: a later proposal of it is a repeat
                 trial.set_user_attr("quality_rejudged", True)
-            return cfg, outcome, rejudge
+                self.in_a_row = 0
+                return Plan(cfg, outcome, rejudge=True)
+            self._repeated()
+            return Plan(cfg, outcome, repeat=True)
+        running = next((t for t in trials if t.state == TrialState.RUNNING and t.number < trial.number
+                        and t.user_attrs.get("config_key") == key), None)
+        if running is not None:  # the earlier trial evaluates it; the later waits (so two never wait on each other)
+            return Plan(cfg, running=running._trial_id)
+        self.in_a_row = 0
+        baseline = self.study.user_attrs.get("baseline")
         if baseline is not None and TrialOutcome.model_validate(baseline).config.key() == key:
             trial.set_user_attr("reused_from", "baseline")  # today's plan is in the space: measured once
-            return cfg, TrialOutcome.model_validate(baseline), False
-        return cfg, None, False
+            return Plan(cfg, TrialOutcome.model_validate(baseline))
+        return Plan(cfg)
 
-    def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> Any:
-        """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one."""
+    def _repeated(self) -> None:
+        self.in_a_row += 1
+        if self.in_a_row >= STALL:
+            self.in_a_row = 0
+            self.queue_unevaluated()
+
+    def queue_unevaluated(self) -> None:
+        """Queues the next configuration no trial holds: the closed-form ranking's first, else a seeded-random one
+        (configurations the screen rejects and the APIs are not ranked). Sets `exhausted` when none is left."""
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return  # the queue is asked first anyway
+        held = {t.user_attrs.get("config_key") for t in trials if t.state != TrialState.FAIL}
+        if self._unevaluated is None:
+            space = self.grid if self.grid is not None else enumerate_space(self.spec, self.offered)
+            first = [cfg for _, cfg in ranked(self.spec, self.evaluator, space)]
+            ranked_keys = {cfg.key() for cfg in first}
+            rest = [cfg for cfg in space if cfg.key() not in ranked_keys]
+            random.Random(self.spec.seed).shuffle(rest)
+            self._unevaluated = first + rest
+        self._unevaluated = [cfg for cfg in self._unevaluated if cfg.key() not in held]
+        if not self._unevaluated:
+            self.exhausted = True
+            return
+        cfg = self._unevaluated[0]
+        params = {GRID_PARAM: self.grid.index(cfg)} if self.grid is not None else \
+            params_for(cfg, self.spec, {cfg.key()}, self.offered)
+        self.study.enqueue_trial(params, user_attrs={"queued_after_repeats": STALL}, skip_if_exists=True)
+
+    def await_trial(self, trial_id: int) -> None:
+        """Waits for another trial to finish (or its worker to be found dead: then this trial evaluates)."""
+        storage, waited = self.study._storage, 0.0
+        while not storage.get_trial(trial_id).state.is_finished():
+            time.sleep(POLL_S)
+            waited += POLL_S
+            if waited >= 3 * HEARTBEAT_S:
+                _recover_stale(self.study)
+                waited = 0.0
+
+    def finish(self, trial: optuna.Trial, outcome: TrialOutcome, plan: Plan | None = None) -> Any:
+        """Stores the outcome; returns the objective values, or raises TrialPruned for a screened-out one. A repeat
+        is no evaluation: `on_trial` is not told of it."""
         _store(trial, outcome)
         if SET_CONSTRAINT:  # one value, the summed violation: what TPE and NSGA-II read, at one storage write
             trial.set_constraint("violation", summed_violation(constraints_of(trial)))
-        if self.on_trial:
+        if self.on_trial and not (plan is not None and plan.repeat):
             self.on_trial(trial, outcome, "reused_from" in trial.user_attrs)
         if outcome.status == "rejected":
             raise optuna.TrialPruned(outcome.reason)
@@ -219,12 +317,23 @@ class TrialSteps:
 
     def evaluate_here(self, trial: optuna.Trial) -> Any:
         """The whole trial in this process (the objective of an in-process study)."""
-        cfg, outcome, rejudge = self.prepare(trial)
+        plan = self.prepare(trial)
+        while plan.running is not None:
+            self.await_trial(plan.running)
+            plan = self.answer(trial, plan.cfg)
+        outcome = plan.reuse
         if outcome is None:
-            outcome = asyncio.run(self.evaluator.evaluate(cfg))
-        elif rejudge:
+            outcome = asyncio.run(self.evaluator.evaluate(plan.cfg))
+        elif plan.rejudge:
             outcome = asyncio.run(self.evaluator.rejudged(outcome))
-        return self.finish(trial, outcome)
+        return self.finish(trial, outcome, plan)
+
+    def evaluated(self) -> int:
+        return len(evaluated_trials(self.study))
+
+    def done(self, wanted: int) -> bool:
+        """Whether the study holds `wanted` evaluations, or this process has nothing left to evaluate."""
+        return self.exhausted or self.evaluated() >= wanted
 
     @property
     def written_whole(self) -> bool:
@@ -237,7 +346,7 @@ class TrialSteps:
         """The grid indices to evaluate for `wanted` finished trials: the next ones in the sampler's order that no
         trial holds (finished, running or queued), as many as are missing beside the queued ones."""
         trials = self.study.get_trials(deepcopy=False)
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        finished = sum(t.state in FINISHED and not is_repeat(t) for t in trials)
         queued = sum(t.state == TrialState.WAITING for t in trials)
         taken = taken_indices(trials)
         order = getattr(self.study.sampler, "order", range(len(self.grid)))
@@ -279,8 +388,8 @@ def run_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: s
 def setup_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name: str | None = None,
                 on_trial: Callable[[optuna.trial.FrozenTrial, TrialOutcome, bool], None] | None = None,
                 ) -> tuple[TrialSteps, int]:
-    """Opens (or resumes) the study and queues what comes first; returns its steps and the finished trials wanted."""
-    study = open_study(spec, storage, study_name)
+    """Opens (or resumes) the study and queues what comes first; returns its steps and the evaluations wanted."""
+    study = open_study(spec, storage, study_name, evaluator.pricing_offered)
     _recover_stale(study)
     steps = TrialSteps(study, spec, evaluator, on_trial)
 
@@ -294,21 +403,22 @@ def setup_study(spec: StudySpec, evaluator: Evaluator, storage: str, study_name:
     baseline = study.user_attrs.get("baseline")
     fresh = not study.get_trials(deepcopy=False)
     if baseline is not None and steps.grid is None and fresh:
-        params = params_for(TrialOutcome.model_validate(baseline).config, spec)
+        params = params_for(TrialOutcome.model_validate(baseline).config, spec, offered=steps.offered)
         if params is not None:  # start from today's plan: a known point, reused rather than measured again
             study.enqueue_trial(params, skip_if_exists=True)
     if fresh and steps.grid is None and spec.warm_start:
         warm_start(study, spec, evaluator)  # then the configurations the closed-form estimate ranks cheapest
-    return steps, max(spec.n_trials, len(finished_trials(study))) + len(steps.requeued)
+    return steps, max(spec.n_trials, steps.evaluated()) + len(steps.requeued)
 
 
 def run_trials(steps: TrialSteps, wanted: int, executor: Any = None, share: tuple[int, int] = (0, 1),
                todo: list[int] | None = None) -> None:
-    """Runs trials until the study holds `wanted` finished ones (counting those of other workers). A study written
-    whole (see `TrialSteps.written_whole`) splits `todo` (default: `not_evaluated`) between its processes: process
-    `share[0]` of `share[1]` takes every `share[1]`-th index; the first process also runs the queued trials."""
+    """Runs trials until the study holds `wanted` evaluated ones (counting those of other workers), or nothing in
+    its space is left to evaluate. A study written whole (see `TrialSteps.written_whole`) splits `todo` (default:
+    `not_evaluated`) between its processes: process `share[0]` of `share[1]` takes every `share[1]`-th index; the
+    first process also runs the queued trials."""
     study = steps.study
-    remaining = wanted - len(finished_trials(study))
+    remaining = wanted - steps.evaluated()
     if remaining <= 0:
         return
     if executor is not None:
@@ -323,8 +433,9 @@ def run_trials(steps: TrialSteps, wanted: int, executor: Any = None, share: tupl
         for index in todo[rank::ranks]:
             steps.evaluate_whole(index)
         return
-    study.optimize(steps.evaluate_here, callbacks=[optuna.study.MaxTrialsCallback(
-        wanted, states=(TrialState.COMPLETE, TrialState.PRUNED))], n_trials=remaining, gc_after_trial=False)
+    # no trial count: answered proposals do not count, and `done` ends the study (see TrialSteps.queue_unevaluated)
+    study.optimize(steps.evaluate_here, callbacks=[lambda s, _: s.stop() if steps.done(wanted) else None],
+                   gc_after_trial=False)
 
 
 def stored_attrs(outcome: TrialOutcome) -> dict[str, Any]:
@@ -346,9 +457,11 @@ def _values(spec: StudySpec, o: TrialOutcome) -> Any:
     return cost, o.ttft_p95_ms if o.ttft_p95_ms is not None else PENALTY, o.quality_score or 0.0
 
 
-def outcomes(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutcome]]:
+def outcomes(study: optuna.Study, repeats: bool = False) -> list[tuple[optuna.trial.FrozenTrial, TrialOutcome]]:
+    """The study's evaluated trials with their outcomes, in trial order; `repeats`: also the proposals answered
+    from an earlier trial (each a copy of its outcome)."""
     return [(t, TrialOutcome.model_validate(t.user_attrs["outcome"])) for t in study.get_trials(deepcopy=False)
-            if "outcome" in t.user_attrs and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+            if "outcome" in t.user_attrs and t.state in FINISHED and (repeats or not is_repeat(t))]
 
 
 def pareto_front(rows: list[tuple[Any, TrialOutcome]]) -> list[tuple[Any, TrialOutcome]]:

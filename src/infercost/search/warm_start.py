@@ -25,7 +25,7 @@ def warm_start_size(spec: StudySpec, space_size: int) -> int:
 def ranked(spec: StudySpec, evaluator: Evaluator,
            space: list[TrialConfig] | None = None) -> list[tuple[float, TrialConfig]]:
     """Every configuration the screen keeps and the catalog prices, cheapest estimate first."""
-    space = enumerate_space(spec) if space is None else space
+    space = enumerate_space(spec, evaluator.pricing_offered) if space is None else space
     if len(space) > MAX_RANKED:
         return []
     out = []
@@ -39,13 +39,13 @@ def ranked(spec: StudySpec, evaluator: Evaluator,
 def warm_start(study: optuna.Study, spec: StudySpec, evaluator: Evaluator) -> list[str]:
     """Queues the top of the ranking on a study with no trials yet (a resumed study keeps its queue); returns the
     queued configurations' keys, also stored as the study's `warm_start` attribute."""
-    space = enumerate_space(spec)
+    space = enumerate_space(spec, evaluator.pricing_offered)
     space_keys = {c.key() for c in space}
     ranking = ranked(spec, evaluator, space)
     chosen = ranking[:warm_start_size(spec, len(space))]
     keys = []
     for rank, (cost, cfg) in enumerate(chosen):
-        params = params_for(cfg, spec, space_keys)
+        params = params_for(cfg, spec, space_keys, evaluator.pricing_offered)
         if params is None:
             continue
         study.enqueue_trial(params, user_attrs={"warm_start": rank, "estimated_objective": cost},

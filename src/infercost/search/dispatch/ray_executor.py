@@ -32,7 +32,7 @@ from infercost.search.dispatch.cluster import Inventory, Placement
 from infercost.search.dispatch.node import evaluate_on_node, outcome_of
 from infercost.search.evaluate import Evaluator, TrialOutcome
 from infercost.search.space import TrialConfig
-from infercost.search.study import HEARTBEAT_S, TrialSteps, finished_trials
+from infercost.search.study import HEARTBEAT_S, Plan, TrialSteps
 
 STANDIN_ENV = "INFERCOST_RAY_STANDIN"  # a deployment (JSON) measured in place of GPU placements: for testing only
 MAX_LOSSES = 2  # a configuration whose worker or node is lost this many times is recorded as not measurable
@@ -76,6 +76,7 @@ class Flight:
     future: Future
     ref: Any = None  # the Ray task, for a trial measured on a node
     placement: Placement | None = None
+    waiting: bool = False  # the future is another trial evaluating the same configuration: answered once it ends
 
 
 class RayExecutor:
@@ -205,11 +206,13 @@ class RayExecutor:
         try:
             while True:
                 self.drain()
-                while len(inflight) < self.slots and len(finished_trials(study)) + len(inflight) < wanted:
+                # answered proposals are told at once and do not count; `exhausted`: nothing left to evaluate
+                while len(inflight) < self.slots and steps.evaluated() + len(inflight) < wanted \
+                        and not steps.exhausted:
                     with warnings.catch_warnings():  # heartbeats are recorded here (see _beat)
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
                         trial = study.ask()
-                    flight = self._launch(steps, trial)
+                    flight = self._launch(steps, trial, steps.prepare(trial))
                     if flight is not None:
                         inflight[flight.future] = flight
                 if not inflight:
@@ -217,17 +220,25 @@ class RayExecutor:
                 done, _ = wait(list(inflight), timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
                 self._beat(study, inflight.values())
                 for future in done:
-                    self._settle(steps, inflight.pop(future))
+                    flight = inflight.pop(future)
+                    if flight.waiting:  # the other trial has ended: its outcome, or (it failed) this one evaluates
+                        flight = self._launch(steps, flight.trial, steps.answer(flight.trial, flight.cfg))
+                        if flight is not None:
+                            inflight[flight.future] = flight
+                        continue
+                    self._settle(steps, flight)
         except BaseException:
             self._abandon(study, list(inflight.values()))
             raise
 
-    def _launch(self, steps: TrialSteps, trial: optuna.Trial) -> Flight | None:
-        cfg, reuse, rejudge = steps.prepare(trial)
-        if reuse is not None and not rejudge:
-            _tell(steps, trial, reuse)
+    def _launch(self, steps: TrialSteps, trial: optuna.Trial, plan: Plan) -> Flight | None:
+        cfg, reuse = plan.cfg, plan.reuse
+        if plan.running is not None:  # an earlier trial in flight evaluates it: waited for off this loop
+            return Flight(trial, cfg, self._waiters.submit(steps.await_trial, plan.running), waiting=True)
+        if reuse is not None and not plan.rejudge:
+            _tell(steps, trial, reuse, plan)
             return None
-        if rejudge:
+        if plan.rejudge:
             return Flight(trial, cfg, self._local.submit(lambda: asyncio.run(self.evaluator.rejudged(reuse))))
         submitted = self._submit(cfg, f"trial-{trial.number}")
         if isinstance(submitted, TrialOutcome):
@@ -329,9 +340,9 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def _tell(steps: TrialSteps, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+def _tell(steps: TrialSteps, trial: optuna.Trial, outcome: TrialOutcome, plan: Plan | None = None) -> None:
     try:
-        values = steps.finish(trial, outcome)
+        values = steps.finish(trial, outcome, plan)
     except optuna.TrialPruned:
         _told(steps.study, trial, state=TrialState.PRUNED)
         return
