@@ -75,7 +75,7 @@ def test_screening_rejects_with_reasons(tmp_path):
     assert fp8.status == "rejected" and "fp8" in fp8.reason
     ok = asyncio.run(ev.evaluate(by[("llama-3.1-8b", "bfloat16", "H100-SXM", 1)]))
     assert ok.status == "feasible" and ok.kind == "projected" and ok.cost.accelerator == "H100-SXM"
-    assert ok.objective == ok.cost.cost_per_1k_requests and ok.expected_error > 0
+    assert ok.objective == ok.cost.monthly_cost and ok.expected_error > 0  # the bill at the workload's demand
 
 
 def test_grid_study_finds_the_exhaustive_optimum_and_reuses_nothing(tmp_path):
@@ -88,7 +88,7 @@ def test_grid_study_finds_the_exhaustive_optimum_and_reuses_nothing(tmp_path):
     assert len(frame) == 40 and len(study.get_trials()) == 40 and frame["reused_from"].isna().all()
     feasible = frame[frame["status"] == "feasible"]
     result = summary(study)
-    assert result["best"][0]["outcome"]["objective"] == pytest.approx(feasible["cost_per_1k"].min())
+    assert result["best"][0]["outcome"]["objective"] == pytest.approx(feasible["monthly_cost"].min())
     assert (frame["status"] == "rejected").any() and frame.loc[frame["status"] == "rejected", "reason"].notna().all()
 
 
