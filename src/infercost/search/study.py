@@ -26,7 +26,7 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAIN
 from optuna.trial import TrialState
 
 from infercost.errors import InputError
-from infercost.search.evaluate import Evaluator, TrialOutcome
+from infercost.search.evaluate import Evaluator, TrialOutcome, rank
 from infercost.search.samplers import GRID_PARAM, ExhaustiveSampler, taken_indices
 from infercost.search.space import Offered, TrialConfig, enumerate_space, params_for, suggest
 from infercost.search.spec import StudySpec
@@ -485,5 +485,5 @@ def best(study: optuna.Study) -> list[tuple[optuna.trial.FrozenTrial, TrialOutco
     if not feasible:
         return []
     if len(study.directions) == 1:
-        return [min(feasible, key=lambda x: x[1].objective)]
+        return [min(feasible, key=lambda x: rank(x[1]))]  # the recommendation's order, ties included
     return sorted(pareto_front(feasible), key=lambda x: x[1].objective)
