@@ -115,7 +115,8 @@ def test_every_seed_finds_the_optimum(workload, benchmark, tmp_path):
     rows = {name: {"worst": max(v), "median": statistics.median(v), "seeds": v} for name, v in results.items()}
     benchmark.extra_info.update(space=size, feasible=len(feasible), optimum=optimum, exhaustive_s=exhaustive_s,
                                 jobs=JOBS, s_per_trial=exhaustive_s * JOBS / size, samplers=rows)
-    print(f"\n{workload}: {size} configurations ({len(feasible)} feasible), optimum ${optimum:.6f}/1k requests; "
+    print(f"\n{workload}: {size} configurations ({len(feasible)} feasible), optimum {optimum:.6f} "
+          f"({grid.objective_for(found.workload)}); "
           f"exhaustive study {exhaustive_s:.1f} s with {JOBS} processes ({exhaustive_s * JOBS / size * 1e3:.0f} ms "
           f"per projected trial per process)")
     print(f"evaluations to within 2% of the optimum (budget {budget}; {budget + 1} = not found):")
