@@ -176,3 +176,17 @@ def test_project_command_labels_figures_as_projected():
     assert big["capacity"]["status"] == "infeasible" and "exceed" in big["capacity"]["reason"]
     bad = run("-m", "llama-3.1-8b", "-H", "TPU-v9")
     assert bad.returncode == 2 and "unknown hardware" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_credited_with_the_fp32_rate():
+    """torch.mm's bf16 path on a CPU without AVX-512 BF16 measured 0.93 GFLOP/s against fp32's 138 (2-core AMD
+    EPYC), while vLLM's CPU engine decoded bf16 at 68 ms a token there; the screen must not take the reference loop
+    for the engine."""
+    from infercost.projection.hardware import Hardware, _bf16_at_least_fp32
+
+    slow = Hardware(name="host-cpu", memory_gb=25, bandwidth_gbps=32, tflops={"fp32": 0.138, "bf16": 0.00093},
+                    source="measured here", as_of="2026-12-03", measured=True)
+    credited = _bf16_at_least_fp32(slow)
+    assert credited.tflops == {"fp32": 0.138, "bf16": 0.138} and "torch.mm bf16 measured 0.93 GFLOP/s" in credited.source
+    native = slow.model_copy(update={"tflops": {"fp32": 0.138, "bf16": 0.5}})
+    assert _bf16_at_least_fp32(native) is native
