@@ -64,6 +64,7 @@ def project(workload: Workload, deployment: Deployment, hardware: str, *, model:
         tp = projected_throughput(capacity.capacity_rps, summary.mean_input_tokens if summary else None,
                                   summary.mean_output_tokens if summary else None, workload, capacity.deployment,
                                   eff.source, eff.expected_error, band, confidence)
+        tp.weights_gb = projector.memory.weights_gb  # an added replica's start-up reads them
         offers = offers_for(catalog, projector.hardware.name, projector.config["devices"])
         rows = sorted(cost_rows(tp, offers, workload.demand), key=lambda r: r.cost_per_1k_requests)
     return Projection(summary=summary, capacity=capacity, capacity_low_rps=band[0], capacity_high_rps=band[1],
