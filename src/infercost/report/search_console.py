@@ -25,7 +25,9 @@ def print_study(console: Console, result: dict[str, Any], frame: pd.DataFrame) -
     for b in result["best"]:
         o = b["outcome"]
         cost = o["cost"]
-        savings = f", {b['savings']:.0%} cheaper than the baseline" if b.get("savings") is not None else \
+        base = (result.get("baseline") or {}).get("config")
+        savings = ", today's plan (the baseline): keep it" if base is not None and base == o["config"] else \
+            f", {b['savings']:.0%} cheaper than the baseline" if b.get("savings") is not None else \
             (f"; no saving against the baseline is claimed: {b['savings_withheld']}" if b.get("savings_withheld") else "")
         figures = (f"${cost['monthly_cost']:,.0f}/month at the workload's demand, ${cost['cost_per_1k_requests']:.5f} "
                    "per 1k requests served" if cost.get("monthly_cost") is not None else

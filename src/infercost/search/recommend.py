@@ -273,7 +273,9 @@ def _verdict(w: Winner, feasible: list) -> str | None:
     elif w.versus_runner_up is not None and w.versus_runner_up.verdict == "too close to call":
         parts.append(f"Too close to call: the winner and the runner-up ({w.versus_runner_up.other}) have overlapping "
                      "cost intervals; this evidence does not separate them.")
-    if w.savings_withheld:
+    if w.baseline is not None and w.baseline.label == w.label:
+        parts.append("The winner is today's plan (the baseline): keep it.")
+    elif w.savings_withheld:
         parts.append(f"No saving against the baseline is claimed: {w.savings_withheld}.")
     elif w.versus_baseline is not None and w.versus_baseline.verdict != "no intervals":
         parts.append("Against the baseline: " + ("cheaper beyond the intervals." if w.versus_baseline.verdict ==
