@@ -499,14 +499,15 @@ class Evaluator:
         exact = objective if base["latency_measured"] else None  # list prices x measured tokens: no capacity band
         outcome = TrialOutcome(**base, status="feasible", capacity_rps=limit, capacity_basis=basis, cost=row,
                                objective=objective, objective_low=exact, objective_high=exact)
-        if slo is not None and not slo[0]:
-            outcome.status, outcome.reason = "infeasible", f"SLO not met through the API: {slo[1]}"
-            return outcome
-        if why_not is None:
+        if why_not is None:  # judged even when its latency failed: build or buy shows every reason an API lost
             await self._quality(outcome, api.deployment, measured=True)
         elif self.wants_quality():
             outcome.quality_source = f"quality not measured: {why_not}"
         self._constraints(outcome)
+        if slo is not None and not slo[0]:
+            also = f"; also {outcome.reason}" if outcome.reason else ""
+            outcome.status, outcome.reason = "infeasible", f"SLO not met through the API: {slo[1]}{also}"
+            outcome.binding = "slo"
         return outcome
 
     # ------------------------------------------------------------------ re-judging quality
