@@ -71,9 +71,16 @@ def test_command_line_checks_its_options(capsys):
 
 @pytest.mark.engine
 def test_infercost_agrees_with_vllm_bench_serve(vllm_server, smollm2_dir, tmp_path):
+    from infercost.errors import RunFailed
+
     t0 = time.monotonic()
-    result = crosscheck(vllm_server, served_model="smollm2", tokenizer=str(smollm2_dir),
-                        settings=Settings(num_requests=40, rounds=3, probe_requests=32), workdir=tmp_path)
+    try:
+        result = crosscheck(vllm_server, served_model="smollm2", tokenizer=str(smollm2_dir),
+                            settings=Settings(num_requests=40, rounds=3, probe_requests=32), workdir=tmp_path)
+    except RunFailed as exc:  # the reference tool itself cannot run on this CPU (seen on an AMD EPYC without
+        if "SIGILL" in str(exc):  # AVX-512): nothing to compare with here; any other failure fails the test
+            pytest.skip(str(exc))
+        raise
     elapsed = time.monotonic() - t0
     assert isinstance(result, CrosscheckResult)
     assert [(r.tool, r.round) for r in result.runs] == [(t, i) for i in range(3) for t in ("infercost", "vllm")]

@@ -330,6 +330,12 @@ def run_vllm_bench(base_url: str, served: str, tokenizer: str, settings: Setting
         with log.open("a") as fh:
             fh.write(f"$ vllm bench serve (round {round_})\n{out.stdout}\n{out.stderr}\n")
     path = result_dir / name
+    if out.returncode < 0:  # killed by a signal: name it (SIGILL: its build needs an instruction this CPU lacks)
+        import signal
+
+        sig = signal.Signals(-out.returncode).name
+        why = ": a CPU instruction its build needs is missing on this machine" if sig == "SIGILL" else ""
+        raise RunFailed(f"`vllm bench serve` was killed by {sig}{why}")
     if out.returncode != 0 or not path.is_file():
         tail = (out.stderr or out.stdout)[-1500:]
         raise RunFailed(f"`vllm bench serve` failed (exit status {out.returncode}): {tail}")
