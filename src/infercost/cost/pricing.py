@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from infercost.capacity.result import CapacityResult
 from infercost.cost.catalog import Offer, TokenPrice
-from infercost.cost.fleet import Bill, FleetPolicy, api_bill, demand_hours, fleet_bill, spot_risk
+from infercost.cost.fleet import Bill, FleetPolicy, FleetPrices, api_bill, demand_hours, fleet_bill
 from infercost.cost.formulas import api_cost_per_request, cost_per_1k_requests
 from infercost.errors import InputError
 from infercost.metrics.intervals import Confidence
@@ -176,10 +176,7 @@ def cost_rows(throughput: Throughput, offers: list[Offer], demand: Demand | None
                 ok = hours is not None and capacity is not None and capacity > 0
                 bills[end] = fleet_bill(hours, capacity, model, hourly, offer.on_demand_hourly, policy, startup,
                                         offer.provider) if ok else None
-            eff_hourly = hourly
-            if model == "spot":
-                lost = spot_risk(offer.provider, policy).hours_lost
-                eff_hourly = (1 - lost) * hourly + lost * offer.on_demand_hourly
+            eff_hourly = FleetPrices.of(model, hourly, offer.on_demand_hourly, policy, offer.provider).fleet_hourly
 
             def at_capacity(c: float | None) -> float | None:
                 return cost_per_1k_requests(eff_hourly, c, u) if c else None

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from infercost.cost.catalog import Catalog, TokenPrice
-from infercost.cost.formulas import hourly_rps
+from infercost.cost.fleet import demand_hours
 from infercost.search.spec import ApiCandidate, StudySpec
 from infercost.spec.deployment import OpenAIDeployment
 from infercost.spec.workload import Demand
@@ -62,12 +62,9 @@ def hosted_api(spec: StudySpec, catalog: Catalog, name: str, source: str = "stud
 
 
 def peak_rps(demand: Demand) -> float | None:
-    """The busiest rate the plan must carry: the profile's busiest hour, else peak_rps, else the day's mean."""
-    if demand.hourly_profile and (demand.requests_per_day or demand.peak_rps):
-        return max(hourly_rps(demand.hourly_profile, demand.requests_per_day, demand.peak_rps))
-    if demand.peak_rps:
-        return demand.peak_rps
-    return demand.requests_per_day / 86400 if demand.requests_per_day else None
+    """The busiest rate the plan must carry: the busiest hour the fleet is sized for (see `demand_hours`)."""
+    hours = demand_hours(demand)
+    return hours.peak_rps if hours is not None else None
 
 
 def check_apis(spec: StudySpec, catalog: Catalog, source: str) -> None:
