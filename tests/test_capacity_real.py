@@ -33,7 +33,11 @@ def capacity(tmp_path_factory, smollm2_dir):
 
 def test_capacity_probe_meets_the_slo_and_the_next_one_up_does_not(capacity):
     result, workload = capacity
-    assert result.status in ("found", "unstable"), result.reason  # unstable: an edge flipped between its runs
+    # the verdict the probes themselves give: unstable exactly when two runs at one load (the search repeats its
+    # edges) disagree; a real engine on a shared machine can flip either way, the stored probes say which it did
+    verdicts = [{p.passed for p in result.probes if p.load == load} for load in {p.load for p in result.probes}]
+    expected = "unstable" if any(len(v) > 1 for v in verdicts) else "found"
+    assert result.status == expected, result.reason
     assert result.kind == "measured" and result.capacity_rps == result.capacity_load > 0
     best = result.best_probe()
     assert best.passed and best.stopped_early is None
